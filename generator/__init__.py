@@ -1,0 +1,1 @@
+"""Training, integer model export and C emission."""

@@ -1,0 +1,1 @@
+"""MicroPython reference implementation (plain Python, runs under CPython and micropython)."""

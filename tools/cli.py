@@ -1,0 +1,51 @@
+"""The `bnnkws` command line: one entry point, one subcommand per module.
+
+Each command module exposes ``register(subparsers)`` which adds its parser and
+sets ``func`` (called with the parsed namespace, returns an exit code). Errors
+derived from BnnkwsError become a one-line message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from bnnkws import __version__
+from bnnkws.errors import BnnkwsError
+
+# Modules under bnnkws.commands that register subcommands, in --help order.
+COMMAND_MODULES = [
+    "bnnkws.commands.data",
+    "bnnkws.commands.features",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bnnkws",
+        description="Binarized keyword spotting: train, export, build, flash, stream, verify.",
+    )
+    parser.add_argument("--version", action="version", version=f"bnnkws {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except BnnkwsError as exc:
+        print(f"bnnkws {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"bnnkws {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
