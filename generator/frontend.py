@@ -39,7 +39,6 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from bnnkws.errors import FormatError
 
 FE_MAGIC = b"BKFE"

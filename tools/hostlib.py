@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from cffi import FFI
-
 from bnnkws.errors import BuildError
+from cffi import FFI
 
 CDEF = """
 typedef struct {

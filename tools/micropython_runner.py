@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from bnnkws.errors import BuildError
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference"
