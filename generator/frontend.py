@@ -39,6 +39,7 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from bnnkws.errors import FormatError
 
 FE_MAGIC = b"BKFE"

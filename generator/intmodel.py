@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+
 from bnnkws.generator.frontend import FrontendParams
 
 InputKind = Literal["int8", "pm1", "01"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
 from bnnkws.errors import AudioError
 
 SAMPLE_RATE = 16000
