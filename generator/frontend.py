@@ -1,35 +1,10 @@
-"""The integer audio front-end: specification, parameter tables and the numpy implementation.
+"""The integer audio front-end: parameter tables and the numpy implementation.
 
-This module is the single definition of the features. ``firmware/frontend.c`` and
-``reference/frontend.py`` implement exactly the same integer steps and are tested bit
-for bit against :func:`features` (see docs/FRONTEND.md for the prose version).
-
-Per frame of ``frame_len`` int16 samples (default 512 samples = 32 ms, hop 320 = 20 ms,
-so 1 s of 16 kHz audio gives 1 + (16000 - 512) // 320 = 49 frames):
-
-1. Window.   v[n] = (x[n] * window[n] + 2^14) >> 15          window: Q15 Hann, 0..32767
-2. Normalise e = 15 - bitlen(max|v|) (0 when the frame is silent), u[n] = v[n] << e,
-             so max|u| lies in [2^14, 2^15). e is compensated exactly in step 6.
-3. FFT.      radix-2 decimation in time over frame_len points (real input, imaginary 0),
-             bit-reversed input order, twiddles w_k = cos_k - i sin_k in Q15 (round(32767 *
-             cos/sin(2 pi k / frame_len))), each butterfly:
-                 tr = (br*c + bi*s + 2^14) >> 15       ti = (bi*c - br*s + 2^14) >> 15
-                 a' = ((ar + tr + 1) >> 1, (ai + ti + 1) >> 1)
-                 b' = ((ar - tr + 1) >> 1, (ai - ti + 1) >> 1)
-             Halving every stage keeps the complex magnitude <= 2^15 + log2(N), so every
-             product sum fits int32 (|br*c + bi*s| <= |b| * |w| < 2^30 by Cauchy-Schwarz).
-4. Power.    P[k] = re[k]^2 + im[k]^2 for k = 0 .. frame_len/2      (< 2^31, uint32)
-5. Mel.      E[m] = sum_j P[mel_start[m] + j] * mel_weights[...]    (Q12 weights, uint64)
-6. Log.      L[m] = ilog2(E[m] + 1) - 2 * e * 2^F                    (Q.F, F = log_frac_bits)
-             ilog2(x): n = bitlen(x) - 1; mantissa y = x normalised to [2^30, 2^31);
-             then F times: y = (y * y) >> 30; next bit = (y >= 2^31); if set, y >>= 1.
-             Result (n << F) | bits. Integer only: no table, no float, identical everywhere.
-7. Output.   q[m] = clamp((L[m] - out_offset + 2^(S-1)) >> S, -128, 127)  (S = out_shift)
-             With F = 6 and S = 3 one step is 1/8 of a power octave (0.376 dB) and the
-             256 int8 steps span 96 dB.
-
-All right shifts are arithmetic (floor), as in C on two's complement targets with gcc,
-numpy and Python.
+The specification (steps 1-7, Q formats, rounding, ranges, the BKFE section) is
+docs/FRONTEND.md; the step numbers in the comments below refer to it. This numpy code
+is the reference that ``firmware/frontend.c`` and ``reference/frontend.py`` must equal
+bit for bit. Floats enter only in :func:`make_params`, which rounds the design (Hann
+window, twiddles, mel triangles) to the integer tables every implementation consumes.
 """
 
 from __future__ import annotations
