@@ -1,7 +1,18 @@
 """cffi (ABI mode) binding of the host shared library built by SCons from firmware/.
 
-The library is built on first use (``scons target=host``) into ``build/host/`` of the
-project root, or of ``BNNKWS_BUILD_DIR`` when set.
+The kernels-only library is built on first use (``scons target=host``) into
+``build/host/`` of the project root, or of ``BNNKWS_BUILD_DIR`` when set. A library with
+a generated model (generator/emit_c.py) gets its own variant folder,
+``build/host-models/<model folder name>/``, so several models load in one process.
+
+Python API over the BNN kernels (firmware/bnn.h), numpy in and out, layouts as in
+generator/intmodel.py ([T][C], bits as 0/1 uint8, int32 scores):
+
+* :class:`CNet` runs an :class:`~bnnkws.generator.intmodel.IntegerModel` through the C
+  kernels, whole network (``scores``) or layer by layer (``layer_forward``,
+  ``layer_accumulate``, ``forward_all``). Built from a generated-model library
+  (:meth:`CNet.from_model_dir`, :meth:`CNet.build`: the generated C, compiled) or from
+  a layer table made here in Python over the kernels-only library (:meth:`CNet.from_model`).
 """
 
 from __future__ import annotations
@@ -12,8 +23,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from bnnkws.errors import BuildError
 from cffi import FFI
+
+from bnnkws.errors import BuildError
 
 CDEF = """
 typedef struct {
@@ -33,15 +45,75 @@ int bk_fe_stream_push(bk_fe_stream_t *s, const bk_fe_params_t *p, const int16_t 
                       size_t n, size_t *consumed, int8_t *out, bk_fe_work_t *w);
 """
 
+# firmware/bnn.h (keep in step with it; test_kernels checks the struct sizes)
+BNN_CDEF = """
+typedef struct {
+    uint8_t kind; uint8_t input; uint8_t output; uint8_t out_act;
+    uint8_t acc_bits; uint8_t acc_mode; uint16_t tile;
+    uint16_t c_in, c_out, kernel, stride, groups;
+    uint16_t t_in, t_out;
+    const uint32_t *weights; const int32_t *thr; const uint8_t *flip;
+    const int32_t *mu; const int32_t *beta; const int8_t *shift; const int8_t *sign;
+} bk_layer_t;
+typedef struct {
+    uint16_t n_layers; uint16_t n_frames; uint16_t n_mels; uint16_t n_classes;
+    uint32_t work_words;
+    const bk_layer_t *layers;
+    const bk_fe_params_t *frontend;
+    const char *const *labels;
+    const char *hash;
+} bk_model_t;
+void bk_pack_bits(const uint8_t *bits, uint32_t n, uint32_t *words);
+void bk_unpack_bits(const uint32_t *words, uint32_t n, uint8_t *bits);
+void bk_bits_copy(uint32_t *dst, uint32_t dst_off, const uint32_t *src, uint32_t src_off,
+                  uint32_t n);
+uint32_t bk_popcount_words(const uint32_t *words, uint32_t n);
+uint32_t bk_popcount32_portable(uint32_t x);
+uint32_t bk_popcount32_instruction(uint32_t x);
+int32_t bk_accumulate(const int32_t *partials, uint32_t n, unsigned bits, unsigned mode);
+void bk_bconv_int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_t *acc);
+void bk_bconv_bin_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32_t *acc,
+                       uint32_t *scratch);
+uint32_t bk_bconv_bin_scratch_words(const bk_layer_t *L);
+int bk_threshold(int32_t acc, int32_t thr, uint8_t flip);
+int32_t bk_shiftbn(int32_t acc, int32_t mu, int8_t shift, int8_t sign, int32_t beta);
+void bk_threshold_row(const bk_layer_t *L, const int32_t *acc, uint32_t *bits);
+void bk_shiftbn_row(const bk_layer_t *L, const int32_t *acc, int32_t *out);
+void bk_pool_or(const uint32_t *x, uint32_t t_in, uint32_t words, uint32_t kernel,
+                uint32_t *y);
+uint32_t bk_argmax_i32(const int32_t *v, uint32_t n);
+uint32_t bk_layer_out_len(const bk_layer_t *L, uint32_t t_in);
+uint32_t bk_layer_row_words(const bk_layer_t *L);
+uint32_t bk_layer_scratch_words(const bk_layer_t *L);
+void bk_conv_accumulate(const bk_layer_t *L, const void *x, uint32_t t_in, int32_t *acc,
+                        uint32_t *scratch);
+void bk_layer_forward(const bk_layer_t *L, const void *x, uint32_t t_in, void *y,
+                      uint32_t *scratch);
+uint32_t bk_model_work_words_needed(const bk_model_t *m);
+uint32_t bk_model_run(const bk_model_t *m, const int8_t *feats, int32_t *scores,
+                      uint32_t *work);
+"""
+
+# what a generated model adds (generated model.h; declared without const: cffi's ABI
+# mode reads a const global as a constant)
+MODEL_CDEF = """
+extern bk_model_t bk_model;
+extern bk_fe_params_t bk_model_frontend;
+"""
+
 ffi = FFI()
 ffi.cdef(CDEF)
+ffi.cdef(BNN_CDEF)
+ffi.cdef(MODEL_CDEF)  # ABI mode resolves globals on access: harmless for the kernels-only library
 
 
 def project_root() -> Path:
     """The checkout that holds SConstruct (the package is installed in editable mode)."""
     here = Path(__file__).resolve().parent.parent
     if not (here / "SConstruct").exists():
-        raise BuildError(f"{here}: no SConstruct; bnnkws must be installed from a checkout (pip install -e)")
+        raise BuildError(
+            f"{here}: no SConstruct; bnnkws must be installed from a checkout (pip install -e)"
+        )
     return here
 
 
@@ -61,16 +133,30 @@ def run_scons(args: list[str], quiet: bool = True) -> None:
 _LIBS: dict[str, object] = {}
 
 
+def model_variant_dir(model_dir: str | os.PathLike) -> Path:
+    """Build folder of the host library of one generated model."""
+    return build_dir() / "host-models" / Path(model_dir).resolve().name
+
+
 def load(model_dir: str | os.PathLike | None = None) -> object:
-    """Build (if needed) and dlopen the host library, optionally with a generated model."""
-    key = str(model_dir or "")
+    """Build (if needed) and dlopen the host library, optionally with a generated model.
+
+    Each model folder builds into its own variant folder (:func:`model_variant_dir`), so
+    libraries of different models can be loaded side by side. A model folder is named
+    by its model hash (generator/emit_c.py), so a loaded library never goes stale.
+    """
+    key = str(Path(model_dir).resolve()) if model_dir else ""
     if key in _LIBS:
         return _LIBS[key]
     args = ["target=host"]
+    variant = build_dir() / "host"
     if model_dir:
-        args.append(f"model={Path(model_dir).resolve()}")
+        if not (Path(key) / "model.c").exists():
+            raise BuildError(f"{model_dir}: no model.c (generate it with bnnkws build or emit_c)")
+        variant = model_variant_dir(key)
+        args += [f"model={key}", f"variant={variant}"]
     run_scons(args)
-    lib_path = build_dir() / "host" / "libbnnkws.so"
+    lib_path = variant / "libbnnkws.so"
     if not lib_path.exists():
         raise BuildError(f"{lib_path}: SCons finished but the library is missing")
     lib = ffi.dlopen(str(lib_path))
@@ -114,8 +200,11 @@ class CFrontend:
         out = np.zeros((nf, self.p.n_mels), dtype=np.int8)
         if nf:
             got = self.lib.bk_fe_batch(
-                self.params_c, ffi.cast("int16_t *", ffi.from_buffer(x)), x.size,
-                ffi.cast("int8_t *", ffi.from_buffer(out)), self.work,
+                self.params_c,
+                ffi.cast("int16_t *", ffi.from_buffer(x)),
+                x.size,
+                ffi.cast("int8_t *", ffi.from_buffer(out)),
+                self.work,
             )
             assert got == nf
         return out
@@ -133,8 +222,13 @@ class CFrontend:
             while pos < x.size:
                 ptr = ffi.cast("int16_t *", ffi.from_buffer(x)) + pos
                 done = self.lib.bk_fe_stream_push(
-                    st, self.params_c, ptr, x.size - pos, consumed,
-                    ffi.cast("int8_t *", ffi.from_buffer(row)), self.work,
+                    st,
+                    self.params_c,
+                    ptr,
+                    x.size - pos,
+                    consumed,
+                    ffi.cast("int8_t *", ffi.from_buffer(row)),
+                    self.work,
                 )
                 pos += consumed[0]
                 if done:
@@ -142,3 +236,204 @@ class CFrontend:
         if not rows:
             return np.zeros((0, self.p.n_mels), dtype=np.int8)
         return np.stack(rows)
+
+
+# --------------------------------------------------------------------------------------
+# BNN kernels
+# --------------------------------------------------------------------------------------
+KIND = {"conv": 0, "pool_or": 1}
+INPUT = {"int8": 0, "pm1": 1, "01": 2}
+OUTPUT = {"threshold": 0, "shiftbn": 1}
+ACT = {"pm1": 0, "01": 1, None: 255}
+MODE = {"wrap": 0, "saturate": 1}
+
+
+def _ptr(ctype: str, arr: np.ndarray):
+    return ffi.cast(ctype, ffi.from_buffer(arr))
+
+
+def pack_rows(bits: np.ndarray) -> np.ndarray:
+    """{0,1} [T, C] -> uint32 [T, ceil(C/32)] (the C activation layout)."""
+    from bnnkws.generator.intmodel import pack_bits
+
+    return np.ascontiguousarray(pack_bits(bits), dtype=np.uint32)
+
+
+class CNet:
+    """An integer model running on the C kernels; numpy in, numpy out.
+
+    Inputs and outputs use generator/intmodel.py's layouts: features int8 [T, F], bits
+    uint8 0/1 [T, C], scores int32 [T, C]; a leading batch axis is accepted where noted.
+    """
+
+    def __init__(self, lib, model_ptr, keep: list | None = None) -> None:
+        self.lib = lib
+        self.m = model_ptr  # bk_model_t *
+        self._keep = keep or []
+        self.n_layers = int(model_ptr.n_layers)
+        self.n_frames = int(model_ptr.n_frames)
+        self.n_mels = int(model_ptr.n_mels)
+        self.n_classes = int(model_ptr.n_classes)
+        self.work = np.zeros(
+            max(1, int(lib.bk_model_work_words_needed(model_ptr))), dtype=np.uint32
+        )
+
+    # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def from_model(cls, model, lib: object | None = None) -> CNet:
+        """Layer table built here over numpy arrays, kernels-only library (no code generation)."""
+        from bnnkws.generator.intmodel import ConvLayer, pack_bits
+
+        lib = lib or load()
+        keep: list = []
+        table = ffi.new("bk_layer_t[]", len(model.layers))
+        shapes = model.shapes()
+        t_in, chans = model.n_frames, model.frontend.n_mels
+        for i, layer in enumerate(model.layers):
+            e = table[i]
+            e.t_in, e.t_out = t_in, shapes[i][0]
+            if isinstance(layer, ConvLayer):
+                e.kind, e.input, e.output = KIND["conv"], INPUT[layer.input], OUTPUT[layer.output]
+                e.out_act = ACT[layer.out_act]
+                e.acc_bits, e.acc_mode, e.tile = layer.acc_bits, MODE[layer.acc_mode], layer.tile
+                e.c_in, e.c_out, e.kernel = layer.c_in, layer.c_out, layer.kernel
+                e.stride, e.groups = layer.stride, layer.groups
+                w = np.ascontiguousarray(
+                    pack_bits(np.asarray(layer.weights).reshape(layer.c_out, -1))
+                )
+                keep.append(w)
+                e.weights = _ptr("uint32_t *", w)
+                if layer.output == "threshold":
+                    arrays = {"thr": ("int32_t", layer.thr), "flip": ("uint8_t", layer.flip)}
+                else:
+                    arrays = {
+                        "mu": ("int32_t", layer.mu),
+                        "beta": ("int32_t", layer.beta),
+                        "shift": ("int8_t", layer.shift),
+                        "sign": ("int8_t", layer.sign),
+                    }
+                for name, (ct, values) in arrays.items():
+                    a = np.ascontiguousarray(values, dtype=np.dtype(ct.replace("_t", "")))
+                    keep.append(a)
+                    setattr(e, name, _ptr(ct + " *", a))
+            else:
+                e.kind, e.out_act = KIND["pool_or"], ACT[None]
+                e.c_in = e.c_out = chans
+                e.kernel = e.stride = layer.kernel
+                e.groups = 1
+            t_in, chans = shapes[i]
+        m = ffi.new("bk_model_t *")
+        m.n_layers, m.n_frames = len(model.layers), model.n_frames
+        m.n_mels, m.n_classes = model.frontend.n_mels, len(model.labels)
+        m.layers = table
+        keep.append(table)
+        net = cls(lib, m, keep + [m])
+        m.work_words = net.work.size
+        return net
+
+    @classmethod
+    def from_model_dir(cls, model_dir: str | os.PathLike) -> CNet:
+        """The generated model in `model_dir` (model.c), built into its own library."""
+        lib = load(model_dir)
+        return cls(lib, ffi.addressof(lib, "bk_model"))
+
+    @classmethod
+    def build(cls, model, out_dir: str | os.PathLike | None = None) -> CNet:
+        """Generate C for `model` (generator/emit_c.py), build it, load it."""
+        from bnnkws.generator.emit_c import emit_c
+
+        return cls.from_model_dir(emit_c(model, out_dir))
+
+    @property
+    def hash(self) -> str:
+        return ffi.string(self.m.hash).decode() if self.m.hash != ffi.NULL else ""
+
+    @property
+    def work_words(self) -> int:
+        """bk_model_t.work_words as stored in the table (generated by Python)."""
+        return int(self.m.work_words)
+
+    # -- running ---------------------------------------------------------------------------
+    def layer(self, i: int):
+        """bk_layer_t * of layer i."""
+        return self.m.layers + i
+
+    def _input(self, i: int, x: np.ndarray):
+        """Input of layer i in C layout, kept alive by the caller."""
+        L = self.layer(i)
+        if L.kind == KIND["conv"] and L.input == INPUT["int8"]:
+            return np.ascontiguousarray(x, dtype=np.int8)
+        return pack_rows(np.asarray(x, dtype=np.uint8))
+
+    def _scratch(self, i: int) -> np.ndarray:
+        return np.zeros(
+            max(1, int(self.lib.bk_layer_scratch_words(self.layer(i)))), dtype=np.uint32
+        )
+
+    def layer_forward(self, i: int, x: np.ndarray) -> np.ndarray:
+        """Output of layer i for input x [T, C] (int8 or bits): bits [T', C'] or int32 [T', C']."""
+        L = self.layer(i)
+        xin = self._input(i, x)
+        t_in = xin.shape[0]
+        t_out = int(self.lib.bk_layer_out_len(L, t_in))
+        row = int(self.lib.bk_layer_row_words(L))
+        y = np.zeros((t_out, row), dtype=np.int32 if self._scores(i) else np.uint32)
+        if t_out:
+            self.lib.bk_layer_forward(
+                L,
+                ffi.from_buffer(xin),
+                t_in,
+                ffi.from_buffer(y),
+                _ptr("uint32_t *", self._scratch(i)),
+            )
+        if self._scores(i):
+            return y
+        from bnnkws.generator.intmodel import unpack_bits
+
+        return unpack_bits(y, int(L.c_out))
+
+    def _scores(self, i: int) -> bool:
+        L = self.layer(i)
+        return L.kind == KIND["conv"] and L.output == OUTPUT["shiftbn"]
+
+    def layer_accumulate(self, i: int, x: np.ndarray) -> np.ndarray:
+        """N-bit accumulators int32 [T', c_out] of conv layer i for input x [T, C]."""
+        L = self.layer(i)
+        xin = self._input(i, x)
+        t_out = int(self.lib.bk_layer_out_len(L, xin.shape[0]))
+        acc = np.zeros((t_out, int(L.c_out)), dtype=np.int32)
+        if t_out:
+            self.lib.bk_conv_accumulate(
+                L,
+                ffi.from_buffer(xin),
+                xin.shape[0],
+                _ptr("int32_t *", acc),
+                _ptr("uint32_t *", self._scratch(i)),
+            )
+        return acc
+
+    def forward_all(self, feats: np.ndarray) -> list[np.ndarray]:
+        """Every layer's output for features [T, F], each layer fed the C output before it."""
+        outs, x = [], feats
+        for i in range(self.n_layers):
+            x = self.layer_forward(i, x)
+            outs.append(x)
+        return outs
+
+    def scores(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """bk_model_run on features [B, T, F] or [T, F]: (int32 scores [B, n_classes], class [B])."""
+        x = np.asarray(feats, dtype=np.int8)
+        single = x.ndim == 2
+        x = np.ascontiguousarray(x[None] if single else x)
+        if x.shape[1:] != (self.n_frames, self.n_mels):
+            raise ValueError(
+                f"features {x.shape[1:]}, the model expects ({self.n_frames}, {self.n_mels})"
+            )
+        out = np.zeros((x.shape[0], self.n_classes), dtype=np.int32)
+        cls = np.zeros(x.shape[0], dtype=np.int64)
+        work = _ptr("uint32_t *", self.work)
+        for b in range(x.shape[0]):
+            cls[b] = self.lib.bk_model_run(
+                self.m, _ptr("int8_t *", x[b]), _ptr("int32_t *", out[b]), work
+            )
+        return (out[0], cls[0]) if single else (out, cls)

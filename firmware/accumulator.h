@@ -1,0 +1,45 @@
+/* The N-bit accumulator of the simulated accelerator (docs/INTEGER_MODEL.md,
+ * "Accumulator"; numpy reference: generator/intmodel.py wrap, saturate, accumulate).
+ * N = bits, 4..32; lo = -2^(N-1), hi = 2^(N-1) - 1.
+ *
+ * wrap:  wrap_N(v) = ((v + 2^(N-1)) mod 2^N) - 2^(N-1).
+ *   The kernels keep the running sum in a uint32_t, i.e. the exact sum mod 2^32
+ *   (unsigned overflow is defined in C). 2^N divides 2^32, so the low N bits of that
+ *   word are the exact sum mod 2^N, whatever the order or the number of additions:
+ *   reducing once at the end equals wrapping after every addition, as the hardware does.
+ *   Reading the low N bits u as a signed number: u when bit N-1 is clear, else
+ *   u - 2^N = -((2^N - 1 - u) + 1) = -(int32_t)(~u & mask) - 1. Both branches only
+ *   convert values below 2^31 to int32_t, so nothing is implementation-defined.
+ *
+ * saturate: acc = sat_N(acc + p) for each tile partial p in fan-in order, from 0.
+ *   With acc in [lo, hi] the sum acc + p can leave int32 when N = 32, so the test is
+ *   made on the other side of the inequality, where nothing overflows:
+ *     p >= 0:  acc + p > hi  <=>  acc > hi - p     (hi - p >= hi - INT32_MAX >= -2^31 + 8)
+ *     p <  0:  acc + p < lo  <=>  acc < lo - p     (lo - p <= lo + 2^31 <= 2^31 - 8)
+ *   and acc + p is only formed when it lies in [lo, hi].
+ */
+#ifndef BK_ACCUMULATOR_H
+#define BK_ACCUMULATOR_H
+
+#include <stdint.h>
+
+static inline int32_t bk_acc_hi(unsigned bits) { return (int32_t)((1u << (bits - 1u)) - 1u); }
+
+static inline int32_t bk_acc_lo(unsigned bits) { return -bk_acc_hi(bits) - 1; }
+
+/* wrap_N of an exact sum given modulo 2^32. */
+static inline int32_t bk_acc_wrap(uint32_t sum_mod32, unsigned bits) {
+    const uint32_t mask = bits >= 32u ? 0xFFFFFFFFu : ((1u << bits) - 1u);
+    const uint32_t u = sum_mod32 & mask;
+    if (u & (1u << (bits - 1u))) return -(int32_t)(~u & mask) - 1;
+    return (int32_t)u;
+}
+
+/* sat_N(acc + p) for acc in [lo, hi] and any int32 partial p. */
+static inline int32_t bk_acc_sat_add(int32_t acc, int32_t p, unsigned bits) {
+    const int32_t hi = bk_acc_hi(bits), lo = bk_acc_lo(bits);
+    if (p >= 0) return acc > hi - p ? hi : acc + p;
+    return acc < lo - p ? lo : acc + p;
+}
+
+#endif

@@ -1,0 +1,125 @@
+/* bnnkws binary network kernels: the one public header.
+ *
+ * Everything here computes the integer model of docs/INTEGER_MODEL.md bit for bit
+ * (numpy reference: generator/intmodel.py). Layouts:
+ *   int8 features     [T][C] int8, time-major, channel-minor
+ *   binary activation [T][W] uint32, W = BK_WORDS(C): channel i of a step in word i / 32,
+ *                     bit i % 32 (LSB first); bit 1 = the positive value (+1 for pm1,
+ *                     1 for 01); unused high bits of the last word are 0
+ *   int32 scores      [T][C] int32
+ *   binary weights    [c_out][BK_WORDS(fan_in)] uint32: the fan-in vector of output o,
+ *                     element k * cg + c (k = kernel tap, c = channel in the group), packed
+ *                     like an activation row; bit 1 = +1
+ * One source file per operator: bitpack.c, bconv_int8.c, bconv_bin.c, output_transform.c,
+ * pool_or.c, argmax.c; bnn_model.c runs a generated layer table. No kernel multiplies.
+ */
+#ifndef BK_BNN_H
+#define BK_BNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frontend.h"
+
+#define BK_WORDS(bits) (((uint32_t)(bits) + 31u) / 32u)
+
+/* Codes shared with the blob format (docs/FORMAT.md) and generator/blob.py. */
+enum { BK_LAYER_CONV = 0, BK_LAYER_POOL_OR = 1 };
+enum { BK_IN_INT8 = 0, BK_IN_PM1 = 1, BK_IN_01 = 2 };
+enum { BK_OUT_THRESHOLD = 0, BK_OUT_SHIFTBN = 1 };
+enum { BK_ACT_PM1 = 0, BK_ACT_01 = 1, BK_ACT_NONE = 255 };
+enum { BK_ACC_WRAP = 0, BK_ACC_SATURATE = 1 };
+
+/* One layer of a generated layer table. For BK_LAYER_POOL_OR only kernel (= stride),
+ * c_in = c_out (channels), t_in and t_out are used. */
+typedef struct {
+    uint8_t kind;     /* BK_LAYER_* */
+    uint8_t input;    /* BK_IN_* */
+    uint8_t output;   /* BK_OUT_* */
+    uint8_t out_act;  /* BK_ACT_* (threshold output) */
+    uint8_t acc_bits; /* N, 4..32 */
+    uint8_t acc_mode; /* BK_ACC_* */
+    uint16_t tile;    /* saturate: elements per exact partial sum */
+    uint16_t c_in, c_out, kernel, stride, groups;
+    uint16_t t_in, t_out;    /* compile-time shapes of this layer in its model */
+    const uint32_t *weights; /* [c_out][BK_WORDS(kernel * c_in / groups)] */
+    const int32_t *thr;      /* threshold: [c_out] */
+    const uint8_t *flip;     /* threshold: [c_out], 1 = compare acc <= thr */
+    const int32_t *mu;       /* shiftbn: [c_out] */
+    const int32_t *beta;     /* shiftbn: [c_out] */
+    const int8_t *shift;     /* shiftbn: [c_out], -16..16 */
+    const int8_t *sign;      /* shiftbn: [c_out], +1 or -1 */
+} bk_layer_t;
+
+typedef struct {
+    uint16_t n_layers;
+    uint16_t n_frames; /* T of the features */
+    uint16_t n_mels;   /* C of the features */
+    uint16_t n_classes;
+    uint32_t work_words; /* uint32 words of work memory bk_model_run needs */
+    const bk_layer_t *layers;
+    const bk_fe_params_t *frontend;
+    const char *const *labels; /* [n_classes] */
+    const char *hash;          /* sha256 (hex) of the integer model blob body */
+} bk_model_t;
+
+/* ---- bitpack.c: the packing order above -------------------------------------------- */
+void bk_pack_bits(const uint8_t *bits, uint32_t n, uint32_t *words);   /* bits[i] & 1 */
+void bk_unpack_bits(const uint32_t *words, uint32_t n, uint8_t *bits); /* 0 or 1 */
+/* Copy n bits from src (starting at bit src_off) to dst (at bit dst_off); other bits of
+ * dst are kept. Reads only words that hold copied bits. */
+void bk_bits_copy(uint32_t *dst, uint32_t dst_off, const uint32_t *src, uint32_t src_off,
+                  uint32_t n);
+/* Sum of popcounts of n words (the variant chosen in popcount.h). */
+uint32_t bk_popcount_words(const uint32_t *words, uint32_t n);
+/* The two popcount variants, exported for tests. */
+uint32_t bk_popcount32_portable(uint32_t x);
+uint32_t bk_popcount32_instruction(uint32_t x);
+
+/* ---- accumulator.c: N-bit accumulation of exact partial sums (accumulator.h) ------- */
+int32_t bk_accumulate(const int32_t *partials, uint32_t n, unsigned bits, unsigned mode);
+
+/* ---- bconv_int8.c / bconv_bin.c: accumulators of one output time step -------------- */
+/* acc[c_out] for step t of a layer with int8 input x [t_in][c_in]. */
+void bk_bconv_int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_t *acc);
+/* acc[c_out] for step t of a layer with binary input x [t_in][BK_WORDS(c_in)];
+ * scratch: bk_bconv_bin_scratch_words(L) words. */
+void bk_bconv_bin_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32_t *acc,
+                       uint32_t *scratch);
+uint32_t bk_bconv_bin_scratch_words(const bk_layer_t *L);
+
+/* ---- output_transform.c ----------------------------------------------------------- */
+int bk_threshold(int32_t acc, int32_t thr, uint8_t flip); /* 1 or 0 */
+int32_t bk_shiftbn(int32_t acc, int32_t mu, int8_t shift, int8_t sign, int32_t beta);
+/* One time step: acc[c_out] -> packed bits [BK_WORDS(c_out)] or int32 [c_out]. */
+void bk_threshold_row(const bk_layer_t *L, const int32_t *acc, uint32_t *bits);
+void bk_shiftbn_row(const bk_layer_t *L, const int32_t *acc, int32_t *out);
+
+/* ---- pool_or.c --------------------------------------------------------------------- */
+/* y[t] = OR of x[t*kernel .. t*kernel + kernel - 1], rows of `words` words;
+ * t_out = t_in / kernel rows. */
+void bk_pool_or(const uint32_t *x, uint32_t t_in, uint32_t words, uint32_t kernel,
+                uint32_t *y);
+
+/* ---- argmax.c ---------------------------------------------------------------------- */
+uint32_t bk_argmax_i32(const int32_t *v, uint32_t n); /* first index of the maximum */
+
+/* ---- bnn_model.c: layers and whole networks ---------------------------------------- */
+uint32_t bk_layer_out_len(const bk_layer_t *L, uint32_t t_in);
+/* Words of one output row: BK_WORDS(c_out) for bits, c_out for int32 scores. */
+uint32_t bk_layer_row_words(const bk_layer_t *L);
+/* Scratch words that bk_layer_forward / bk_conv_accumulate need (acc row + fan-in). */
+uint32_t bk_layer_scratch_words(const bk_layer_t *L);
+/* Accumulators acc[t_out][c_out] of a conv layer over an input of t_in steps. */
+void bk_conv_accumulate(const bk_layer_t *L, const void *x, uint32_t t_in, int32_t *acc,
+                        uint32_t *scratch);
+/* Output y of one layer (bits rows, or int32 rows) over an input of t_in steps. */
+void bk_layer_forward(const bk_layer_t *L, const void *x, uint32_t t_in, void *y,
+                      uint32_t *scratch);
+/* Words of work memory bk_model_run needs (equals m->work_words of generated models). */
+uint32_t bk_model_work_words_needed(const bk_model_t *m);
+/* Scores [n_classes] of features [n_frames][n_mels]; returns the predicted class. */
+uint32_t bk_model_run(const bk_model_t *m, const int8_t *feats, int32_t *scores,
+                      uint32_t *work);
+
+#endif

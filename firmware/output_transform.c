@@ -1,0 +1,57 @@
+/* Output transforms: accumulator -> next layer's bit, or -> integer score.
+ *
+ * Shift-based batch norm (Hubara/Courbariaux 2016, AP2): the trained scale is a signed
+ * power of two, sign * 2^s, so batch norm of an accumulator is, in integers,
+ *     y = sign * shift(acc - mu, s) + beta,
+ *     shift(v, s) = v * 2^s for s >= 0,  floor(v / 2^-s) for s < 0.
+ *
+ * Threshold (a sign() follows the batch norm): the output is +1 where y >= 0, i.e.
+ *     sign * 2^s * (acc - mu) + beta >= 0
+ *   sign = +1:  acc >= mu - beta * 2^-s   -> acc >= thr,  thr = ceil(mu - beta 2^-s)
+ *   sign = -1:  acc <= mu + beta * 2^-s   -> acc <= thr,  thr = floor(mu + beta 2^-s)
+ * (dividing by -2^s flips the inequality; acc is an integer, so rounding the bound
+ * inward keeps every case, ties included). The generator stores thr and flip = (sign < 0)
+ * per channel (generator/intmodel.py fold_threshold); here it is one compare.
+ *
+ * Ranges in shiftbn: acc and mu are int32, so |acc - mu| < 2^32 and, with s <= 16,
+ * |shift(acc - mu, s)| < 2^48: int64 holds every step; the result is clamped to int32.
+ * Shifts are written on non-negative values only (left shifts of negative numbers are
+ * undefined and right shifts implementation-defined in C11):
+ *   v >= 0:  floor(v / 2^k) = v >> k
+ *   v <  0:  with u = -(v + 1) >= 0,  floor(v / 2^k) = -(u >> k) - 1
+ *   v * 2^k = -((-v) << k) for v < 0.
+ */
+#include "bnn.h"
+
+int bk_threshold(int32_t acc, int32_t thr, uint8_t flip) {
+    return flip ? acc <= thr : acc >= thr;
+}
+
+static int64_t shift_floor(int64_t v, int s) {
+    if (s >= 0) return v >= 0 ? (int64_t)((uint64_t)v << s) : -(int64_t)((uint64_t)(-v) << s);
+    const int k = -s;
+    if (v >= 0) return v >> k;
+    const int64_t u = -(v + 1);
+    return -(u >> k) - 1;
+}
+
+int32_t bk_shiftbn(int32_t acc, int32_t mu, int8_t shift, int8_t sign, int32_t beta) {
+    int64_t y = shift_floor((int64_t)acc - mu, shift);
+    if (sign < 0) y = -y;
+    y += beta;
+    if (y > INT32_MAX) return INT32_MAX;
+    if (y < INT32_MIN) return INT32_MIN;
+    return (int32_t)y;
+}
+
+void bk_threshold_row(const bk_layer_t *L, const int32_t *acc, uint32_t *bits) {
+    const uint32_t nw = BK_WORDS(L->c_out);
+    for (uint32_t w = 0; w < nw; w++) bits[w] = 0;
+    for (uint32_t o = 0; o < L->c_out; o++)
+        bits[o >> 5] |= (uint32_t)bk_threshold(acc[o], L->thr[o], L->flip[o]) << (o & 31u);
+}
+
+void bk_shiftbn_row(const bk_layer_t *L, const int32_t *acc, int32_t *out) {
+    for (uint32_t o = 0; o < L->c_out; o++)
+        out[o] = bk_shiftbn(acc[o], L->mu[o], L->shift[o], L->sign[o], L->beta[o]);
+}
