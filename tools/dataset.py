@@ -42,9 +42,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
+
 from bnnkws.audio_io import SAMPLE_RATE, read_audio
 from bnnkws.errors import DatasetError
-from tqdm import tqdm
 
 CLIP_SAMPLES = SAMPLE_RATE  # one second at 16 kHz
 SILENCE_LABEL = "_silence_"

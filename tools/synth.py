@@ -51,6 +51,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from scipy import signal
+from tqdm import tqdm
+
 from bnnkws.audio_io import SAMPLE_RATE, write_wav
 from bnnkws.dataset import (
     BACKGROUND_DIR,
@@ -60,8 +63,6 @@ from bnnkws.dataset import (
     VALIDATION_LIST,
 )
 from bnnkws.errors import DatasetError
-from scipy import signal
-from tqdm import tqdm
 
 DEFAULT_UNKNOWN_WORDS = (
     "bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila",
@@ -615,9 +616,15 @@ def _clip_task(job: ClipJob) -> list[dict[str, str]]:
         rel = f"{job.word}/{job.talker}_nohash_{j}.wav"
         write_wav(_WORKER_OUT / rel, audio)
         rows.append(
-            {"path": rel, "word": job.word, "speaker": job.talker, "split": job.split,
-             "voice": job.voices[which], "warp": f"{factor:.4f}"}
-        )  # fmt: skip
+            {
+                "path": rel,
+                "word": job.word,
+                "speaker": job.talker,
+                "split": job.split,
+                "voice": job.voices[which],
+                "warp": f"{factor:.4f}",
+            }
+        )
     return rows
 
 
@@ -694,8 +701,15 @@ def _write_text(path: Path, text: str) -> None:
         raise
 
 
-def _pool_map(fn: Callable, tasks: list, jobs: int, desc: str, progress: bool,
-              initializer: Callable | None = None, initargs: tuple = ()) -> Iterator:  # fmt: skip
+def _pool_map(
+    fn: Callable,
+    tasks: list,
+    jobs: int,
+    desc: str,
+    progress: bool,
+    initializer: Callable | None = None,
+    initargs: tuple = (),
+) -> Iterator:
     """Run ``fn`` over ``tasks`` in ``jobs`` processes (inline when 1), with a progress bar."""
     bar = tqdm(total=len(tasks), desc=desc, unit="task", disable=not progress)
     with bar:
@@ -711,6 +725,41 @@ def _pool_map(fn: Callable, tasks: list, jobs: int, desc: str, progress: bool,
             for result in pool.imap_unordered(fn, tasks):
                 yield result
                 bar.update(1)
+
+
+def _clip_counts(config: SynthConfig) -> dict[str, int]:
+    """Clips per word: ``per_word`` for keywords, ``unknown_per_word`` (default per_word // 4)."""
+    unknown_n = config.unknown_per_word
+    if unknown_n is None:
+        unknown_n = max(1, config.per_word // 4)
+    return {w: config.per_word for w in config.keywords} | {
+        w: unknown_n for w in config.unknown_words
+    }
+
+
+def _clip_jobs(
+    config: SynthConfig,
+    words: Sequence[str],
+    talkers: Sequence[Talker],
+    split_of: dict[str, str],
+    audio: dict[str, dict[str, list[np.ndarray]]],
+) -> list[ClipJob]:
+    """One ClipJob per (word, talker) with that talker's renderings of the word."""
+    counts = _clip_counts(config)
+    by_name = {t.name: t for t in talkers}
+    jobs = []
+    for word in words:
+        grouped: dict[str, list[tuple[int, int]]] = {}
+        for k, (name, j) in enumerate(plan_word(word, counts[word], talkers, config.seed)):
+            grouped.setdefault(name, []).append((k, j))
+        for name, clips in grouped.items():
+            voices = tuple(f"{r.engine}:{r.voice}" for r in by_name[name].renderings)
+            renderings = tuple(audio[name][word])
+            personas = _personas(config.seed, name)
+            jobs.append(
+                ClipJob(word, name, split_of[name], tuple(clips), renderings, voices, personas)
+            )
+    return jobs
 
 
 def synthesize_dataset(config: SynthConfig) -> dict:
@@ -735,42 +784,37 @@ def synthesize_dataset(config: SynthConfig) -> dict:
         for w in words
         for clip in audio[t.name][w]
     ]
+    tts_done = time.monotonic()
     noises = make_noises(config.seed, babble)
     for name, x in noises.items():
         write_wav(out / BACKGROUND_DIR / f"{name}.wav", np.rint(x * 32767).astype(np.int16))
 
-    unknown_n = config.unknown_per_word
-    if unknown_n is None:
-        unknown_n = max(1, config.per_word // 4)
-    counts = {w: config.per_word for w in config.keywords} | {
-        w: unknown_n for w in config.unknown_words
-    }
-    by_name = {t.name: t for t in talkers}
-    jobs_list = []
-    for word in words:
-        grouped: dict[str, list[tuple[int, int]]] = {}
-        for k, (name, j) in enumerate(plan_word(word, counts[word], talkers, config.seed)):
-            grouped.setdefault(name, []).append((k, j))
-        for name, clips in grouped.items():
-            t = by_name[name]
-            jobs_list.append(
-                ClipJob(word, name, split_of[name], tuple(clips), tuple(audio[name][word]),
-                        tuple(f"{r.engine}:{r.voice}" for r in t.renderings),
-                        _personas(config.seed, name))
-            )  # fmt: skip
+    jobs_list = _clip_jobs(config, words, talkers, split_of, audio)
     del audio, babble
     rows = []
     initargs = (list(noises.values()), out, config.seed)
-    for part in _pool_map(_clip_task, jobs_list, jobs, "augment", config.progress,
-                          _init_clip_worker, initargs):  # fmt: skip
+    for part in _pool_map(
+        _clip_task, jobs_list, jobs, "augment", config.progress, _init_clip_worker, initargs
+    ):
         rows += part
     rows.sort(key=lambda r: r["path"])
-    return _write_index(out, config, rows, talkers, split_of, versions, list(noises), started)
+    stages = {"tts_s": tts_done - started, "noise_and_augment_s": time.monotonic() - tts_done}
+    return _write_index(
+        out, config, rows, talkers, split_of, versions, list(noises), started, stages
+    )
 
 
-def _write_index(out: Path, config: SynthConfig, rows: list[dict[str, str]],
-                 talkers: Sequence[Talker], split_of: dict[str, str], versions: dict[str, str],
-                 noise_names: list[str], started: float) -> dict:  # fmt: skip
+def _write_index(
+    out: Path,
+    config: SynthConfig,
+    rows: list[dict[str, str]],
+    talkers: Sequence[Talker],
+    split_of: dict[str, str],
+    versions: dict[str, str],
+    noise_names: list[str],
+    started: float,
+    stages: dict[str, float],
+) -> dict:
     """Write manifest.csv, SYNTH_INFO.json and, last, the two list files."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
@@ -797,6 +841,7 @@ def _write_index(out: Path, config: SynthConfig, rows: list[dict[str, str]],
         "clips": len(rows),
         "jobs": max(1, config.jobs or os.cpu_count() or 1),
         "wall_time_s": round(time.monotonic() - started, 1),
+        "stage_wall_time_s": {k: round(v, 1) for k, v in stages.items()},
     }
     _write_text(out / INFO, json.dumps(info, indent=2) + "\n")
     for name, part in ((VALIDATION_LIST, "validation"), (TESTING_LIST, "test")):

@@ -118,7 +118,9 @@ def _info(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = _print_warning
-        first = load_dataset(args.root, args.keywords, "all", 0.0, None, args.seed, args.allow_missing)
+        first = load_dataset(
+            args.root, args.keywords, "all", 0.0, None, args.seed, args.allow_missing
+        )
     splits = [args.split] if args.split else (["test"] if first.layout == "test" else SPLITS[:3])
     print(f"{args.root}: {first.layout} layout; labels {', '.join(first.labels)}")
     for split in splits:
