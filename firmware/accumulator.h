@@ -35,11 +35,16 @@ static inline int32_t bk_acc_wrap(uint32_t sum_mod32, unsigned bits) {
     return (int32_t)u;
 }
 
-/* sat_N(acc + p) for acc in [lo, hi] and any int32 partial p. */
-static inline int32_t bk_acc_sat_add(int32_t acc, int32_t p, unsigned bits) {
-    const int32_t hi = bk_acc_hi(bits), lo = bk_acc_lo(bits);
+/* sat(acc + p) to [lo, hi] for acc in [lo, hi] and any int32 partial p (limits given,
+ * so loops compute them once). */
+static inline int32_t bk_acc_sat_add_lim(int32_t acc, int32_t p, int32_t lo, int32_t hi) {
     if (p >= 0) return acc > hi - p ? hi : acc + p;
     return acc < lo - p ? lo : acc + p;
+}
+
+/* sat_N(acc + p) for acc in [lo, hi] and any int32 partial p. */
+static inline int32_t bk_acc_sat_add(int32_t acc, int32_t p, unsigned bits) {
+    return bk_acc_sat_add_lim(acc, p, bk_acc_lo(bits), bk_acc_hi(bits));
 }
 
 #endif

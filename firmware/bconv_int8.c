@@ -1,54 +1,118 @@
 /* First layer: int8 input times binary (+1/-1) weights, N-bit accumulator.
  *
  * Fan-in of output (t, o), group g = o / (c_out / groups), cg = c_in / groups:
- *   element i = k * cg + c  ->  x[t * stride + k][g * cg + c] * w[o][i],  w = +1 or -1.
- * A weight bit b selects +x (b = 1) or -x (b = 0) without a multiply:
- *   with n = 1 - b (0 or 1) and -n = 0 or all ones,  (x ^ -n) + n = x or ~x + 1 = -x.
- * wrap: the terms go into a uint32 sum (exact mod 2^32) reduced once (accumulator.h).
- * saturate: terms form exact tile partials (|partial| <= 128 * tile < 2^23), added to the
- * accumulator with saturation after every `tile` elements in fan-in order.
+ *   element i = k * cg + c  ->  x_i = x[t * stride + k][g * cg + c],  times w_i = +1 or -1.
+ *
+ * Sum over any range R of the fan-in (a tile, or all of it), with P = {i : w_i = +1}:
+ *   S_R = sum_{P} x_i - sum_{not P} x_i = 2 * sum_{i in R, w_i = +1} x_i - sum_{i in R} x_i.
+ * The last term is the same for every output of the group: computed once per (t, g).
+ * The first is done bit-serially, without a multiply: write each int8 in two's
+ * complement, x = -128 b7 + sum_{j<7} 2^j b_j, and pack bit j of every element of the
+ * fan-in into a bit plane X_j (packed like the weight row). Then
+ *   sum_{i in R, w_i = +1} x_i = sum_{j<7} popcount_R(X_j AND W) << j
+ *                                - (popcount_R(X_7 AND W) << 7),
+ * eight AND + popcount passes over the fan-in words per output, exact.
+ * wrap: the whole fan-in is one range, summed as uint32 (exact mod 2^32) and reduced
+ * once (accumulator.h). saturate: one range per tile (the last may be shorter), each
+ * exact partial (|partial| <= 128 * tile < 2^23) added with saturation in fan-in order.
+ *
+ * Scratch (bk_bconv_int8_scratch_words): 8 planes of BK_WORDS(fan_in) words, then one
+ * int32 range sum of x per range.
  */
 #include "accumulator.h"
 #include "bnn.h"
+#include "popcount.h"
 
-static inline int32_t signed_term(int32_t x, uint32_t wbit) {
-    const int32_t n = (int32_t)(wbit ^ 1u);
-    return (x ^ -n) + n;
+static uint32_t n_ranges(const bk_layer_t *L, uint32_t fan_in) {
+    return L->acc_mode == BK_ACC_WRAP ? 1u : (fan_in + L->tile - 1u) / L->tile;
 }
 
-void bk_bconv_int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_t *acc) {
+uint32_t bk_bconv_int8_scratch_words(const bk_layer_t *L) {
+    const uint32_t fan_in = (uint32_t)L->kernel * (L->c_in / L->groups);
+    return 8u * BK_WORDS(fan_in) + n_ranges(L, fan_in);
+}
+
+/* Bit planes of the window of group g at step t, and the plain sum of x per range. */
+static void make_planes(const bk_layer_t *L, const int8_t *x0, uint32_t g, uint32_t fan_in,
+                        uint32_t span, uint32_t *planes, int32_t *sums) {
+    const uint32_t cg = (uint32_t)L->c_in / L->groups, fw = BK_WORDS(fan_in);
+    for (uint32_t j = 0; j < 8u * fw; j++) planes[j] = 0;
+    for (uint32_t r = 0; r * span < fan_in; r++) sums[r] = 0;
+    uint32_t i = 0;
+    for (uint32_t k = 0; k < L->kernel; k++) {
+        const int8_t *row = x0 + (size_t)k * L->c_in + g * cg;
+        for (uint32_t c = 0; c < cg; c++, i++) {
+            const uint32_t v = (uint8_t)row[c]; /* two's complement bits b7..b0 */
+            const uint32_t word = i >> 5, bit = i & 31u;
+            for (uint32_t j = 0; j < 8u; j++) planes[j * fw + word] |= ((v >> j) & 1u) << bit;
+            sums[i / span] += row[c];
+        }
+    }
+}
+
+/* sum of x where w = +1 over the whole words [w0, w1), mod 2^32 (padding bits are 0) */
+static inline uint32_t pos_words(const uint32_t *planes, const uint32_t *w, uint32_t fw,
+                                 uint32_t w0, uint32_t w1) {
+    uint32_t pos = 0;
+    for (uint32_t i = w0; i < w1; i++) {
+        const uint32_t m = w[i];
+        for (uint32_t j = 0; j < 7u; j++) pos += bk_popcount32(planes[j * fw + i] & m) << j;
+        pos -= bk_popcount32(planes[7u * fw + i] & m) << 7;
+    }
+    return pos;
+}
+
+/* the same over the element range [lo, hi) (edge words masked) */
+static inline uint32_t pos_range(const uint32_t *planes, const uint32_t *w, uint32_t fw,
+                                 uint32_t lo, uint32_t hi) {
+    uint32_t pos = 0;
+    for (uint32_t j = 0; j < 7u; j++)
+        pos += bk_popcount_range(planes + j * fw, w, lo, hi, BK_POP_AND) << j;
+    return pos - (bk_popcount_range(planes + 7u * fw, w, lo, hi, BK_POP_AND) << 7);
+}
+
+/* a two's complement uint32 read as int32, without implementation-defined conversion */
+static inline int32_t as_int32(uint32_t u) {
+    return u < 0x80000000u ? (int32_t)u : -(int32_t)(~u) - 1;
+}
+
+void bk_bconv_int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_t *acc,
+                        uint32_t *scratch) {
     const uint32_t cg = (uint32_t)L->c_in / L->groups, og = (uint32_t)L->c_out / L->groups;
     const uint32_t fan_in = (uint32_t)L->kernel * cg, fw = BK_WORDS(fan_in);
+    const uint32_t span = L->acc_mode == BK_ACC_WRAP ? fan_in : L->tile;
+    const uint32_t nr = n_ranges(L, fan_in);
+    /* ranges of whole words: wrap (one range), or tiles of a multiple of 32 elements */
+    const int whole = L->acc_mode == BK_ACC_WRAP || (L->tile & 31u) == 0u;
+    const uint32_t span_w = L->acc_mode == BK_ACC_WRAP ? fw : L->tile >> 5;
     const int8_t *x0 = x + (size_t)t * L->stride * L->c_in;
-    for (uint32_t o = 0; o < L->c_out; o++) {
-        const uint32_t g = o / og;
-        const uint32_t *w = L->weights + (size_t)o * fw;
-        const int8_t *xg = x0 + g * cg;
-        if (L->acc_mode == BK_ACC_WRAP) {
-            uint32_t sum = 0;
-            uint32_t i = 0;
-            for (uint32_t k = 0; k < L->kernel; k++) {
-                const int8_t *row = xg + (size_t)k * L->c_in;
-                for (uint32_t c = 0; c < cg; c++, i++)
-                    sum += (uint32_t)signed_term(row[c], (w[i >> 5] >> (i & 31u)) & 1u);
-            }
-            acc[o] = bk_acc_wrap(sum, L->acc_bits);
-        } else {
-            int32_t a = 0, part = 0;
-            uint32_t left = L->tile, i = 0;
-            for (uint32_t k = 0; k < L->kernel; k++) {
-                const int8_t *row = xg + (size_t)k * L->c_in;
-                for (uint32_t c = 0; c < cg; c++, i++) {
-                    part += signed_term(row[c], (w[i >> 5] >> (i & 31u)) & 1u);
-                    if (--left == 0u) {
-                        a = bk_acc_sat_add(a, part, L->acc_bits);
-                        part = 0;
-                        left = L->tile;
-                    }
+    /* layer fields in locals: stores through acc may alias the uint8_t fields of *L */
+    const int wrap = L->acc_mode == BK_ACC_WRAP;
+    const unsigned bits = L->acc_bits;
+    const int32_t lo_lim = bk_acc_lo(bits), hi_lim = bk_acc_hi(bits);
+    uint32_t *planes = scratch;
+    int32_t *sums = (int32_t *)(scratch + 8u * fw);
+    for (uint32_t g = 0; g < L->groups; g++) {
+        make_planes(L, x0, g, fan_in, span, planes, sums);
+        for (uint32_t o = g * og; o < (g + 1u) * og; o++) {
+            const uint32_t *w = L->weights + (size_t)o * fw;
+            uint32_t total = 0; /* wrap: exact sum mod 2^32 */
+            int32_t s = 0;      /* saturate: the accumulator */
+            for (uint32_t r = 0, lo = 0; r < nr; r++, lo += span) {
+                uint32_t pos;
+                if (whole) {
+                    const uint32_t w0 = r * span_w, w1 = w0 + span_w < fw ? w0 + span_w : fw;
+                    pos = pos_words(planes, w, fw, w0, w1);
+                } else {
+                    pos = pos_range(planes, w, fw, lo, lo + span < fan_in ? lo + span : fan_in);
                 }
+                const uint32_t part = 2u * pos - (uint32_t)sums[r];
+                if (wrap)
+                    total += part;
+                else /* |part| <= 128 * tile < 2^23 */
+                    s = bk_acc_sat_add_lim(s, as_int32(part), lo_lim, hi_lim);
             }
-            if (left != L->tile) a = bk_acc_sat_add(a, part, L->acc_bits); /* short last tile */
-            acc[o] = a;
+            acc[o] = wrap ? bk_acc_wrap(total, bits) : s;
         }
     }
 }

@@ -80,8 +80,11 @@ uint32_t bk_popcount32_instruction(uint32_t x);
 int32_t bk_accumulate(const int32_t *partials, uint32_t n, unsigned bits, unsigned mode);
 
 /* ---- bconv_int8.c / bconv_bin.c: accumulators of one output time step -------------- */
-/* acc[c_out] for step t of a layer with int8 input x [t_in][c_in]. */
-void bk_bconv_int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_t *acc);
+/* acc[c_out] for step t of a layer with int8 input x [t_in][c_in];
+ * scratch: bk_bconv_int8_scratch_words(L) words. */
+void bk_bconv_int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_t *acc,
+                        uint32_t *scratch);
+uint32_t bk_bconv_int8_scratch_words(const bk_layer_t *L);
 /* acc[c_out] for step t of a layer with binary input x [t_in][BK_WORDS(c_in)];
  * scratch: bk_bconv_bin_scratch_words(L) words. */
 void bk_bconv_bin_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32_t *acc,
@@ -108,7 +111,8 @@ uint32_t bk_argmax_i32(const int32_t *v, uint32_t n); /* first index of the maxi
 uint32_t bk_layer_out_len(const bk_layer_t *L, uint32_t t_in);
 /* Words of one output row: BK_WORDS(c_out) for bits, c_out for int32 scores. */
 uint32_t bk_layer_row_words(const bk_layer_t *L);
-/* Scratch words that bk_layer_forward / bk_conv_accumulate need (acc row + fan-in). */
+/* Scratch words that bk_layer_forward / bk_conv_accumulate need: one accumulator row
+ * (c_out) plus the kernel's own scratch. */
 uint32_t bk_layer_scratch_words(const bk_layer_t *L);
 /* Accumulators acc[t_out][c_out] of a conv layer over an input of t_in steps. */
 void bk_conv_accumulate(const bk_layer_t *L, const void *x, uint32_t t_in, int32_t *acc,

@@ -5,7 +5,7 @@
  *   A = max over layers of t_out * row_words (the largest activation), layer i writes
  *       ping (i even) or pong (i odd) and reads the other one (the features for i = 0);
  *   S = max over layers of bk_layer_scratch_words: one accumulator row (c_out int32)
- *       plus the gathered fan-in vector of binary-input layers.
+ *       plus the kernel's scratch (bit planes or the gathered fan-in, range sums).
  * The generator computes the same number (generator/emit_c.py work_words) and emits it
  * as bk_model_t.work_words; a test checks both agree.
  */
@@ -24,13 +24,14 @@ uint32_t bk_layer_row_words(const bk_layer_t *L) {
 
 uint32_t bk_layer_scratch_words(const bk_layer_t *L) {
     if (L->kind != BK_LAYER_CONV) return 0;
-    return L->c_out + (L->input == BK_IN_INT8 ? 0u : bk_bconv_bin_scratch_words(L));
+    return L->c_out + (L->input == BK_IN_INT8 ? bk_bconv_int8_scratch_words(L)
+                                              : bk_bconv_bin_scratch_words(L));
 }
 
 static void conv_step(const bk_layer_t *L, const void *x, uint32_t t, int32_t *acc,
                       uint32_t *fan) {
     if (L->input == BK_IN_INT8)
-        bk_bconv_int8_step(L, (const int8_t *)x, t, acc);
+        bk_bconv_int8_step(L, (const int8_t *)x, t, acc, fan);
     else
         bk_bconv_bin_step(L, (const uint32_t *)x, t, acc, fan);
 }

@@ -37,4 +37,25 @@ static inline uint32_t bk_popcount32(uint32_t x) { return (uint32_t)__builtin_po
 static inline uint32_t bk_popcount32(uint32_t x) { return bk_popcount32_swar(x); }
 #endif
 
+/* Popcount of (a[i] OP b[i]) over the bit range [lo, hi) of two packed vectors
+ * (hi > lo; bits numbered as in bnn.h: bit j of the vector is bit j % 32 of word j / 32).
+ * The edge words are masked; the words between are counted whole. OP is fixed per call
+ * site, so after inlining the switch disappears. */
+enum { BK_POP_AND = 0, BK_POP_XOR = 1, BK_POP_A = 2 };
+
+static inline uint32_t bk_pop_op(uint32_t a, uint32_t b, int op) {
+    return op == BK_POP_AND ? (a & b) : op == BK_POP_XOR ? (a ^ b) : a;
+}
+
+static inline uint32_t bk_popcount_range(const uint32_t *a, const uint32_t *b, uint32_t lo,
+                                         uint32_t hi, int op) {
+    const uint32_t w0 = lo >> 5, w1 = (hi - 1u) >> 5;
+    const uint32_t first = 0xFFFFFFFFu << (lo & 31u);
+    const uint32_t last = 0xFFFFFFFFu >> (31u - ((hi - 1u) & 31u));
+    if (w0 == w1) return bk_popcount32(bk_pop_op(a[w0], b[w0], op) & first & last);
+    uint32_t c = bk_popcount32(bk_pop_op(a[w0], b[w0], op) & first);
+    for (uint32_t i = w0 + 1u; i < w1; i++) c += bk_popcount32(bk_pop_op(a[i], b[i], op));
+    return c + bk_popcount32(bk_pop_op(a[w1], b[w1], op) & last);
+}
+
 #endif

@@ -18,6 +18,10 @@ from bnnkws.errors import BnnkwsError
 COMMAND_MODULES = [
     "bnnkws.commands.data",
     "bnnkws.commands.features",
+    "bnnkws.commands.export",
+    "bnnkws.commands.build",
+    "bnnkws.commands.verify",
+    "bnnkws.commands.bench_host",
 ]
 
 

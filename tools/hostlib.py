@@ -71,7 +71,9 @@ uint32_t bk_popcount_words(const uint32_t *words, uint32_t n);
 uint32_t bk_popcount32_portable(uint32_t x);
 uint32_t bk_popcount32_instruction(uint32_t x);
 int32_t bk_accumulate(const int32_t *partials, uint32_t n, unsigned bits, unsigned mode);
-void bk_bconv_int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_t *acc);
+void bk_bconv_int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_t *acc,
+                        uint32_t *scratch);
+uint32_t bk_bconv_int8_scratch_words(const bk_layer_t *L);
 void bk_bconv_bin_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32_t *acc,
                        uint32_t *scratch);
 uint32_t bk_bconv_bin_scratch_words(const bk_layer_t *L);

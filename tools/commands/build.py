@@ -1,0 +1,116 @@
+"""`bnnkws build --target TARGET [--model PATH]`: generated C + hand-written kernels via SCons.
+
+The model (a blob or a checkpoint) is turned into C by generator/emit_c.py in
+``build/models/<hash16>/``; SCons then builds the target:
+
+* ``host``: a shared library of every firmware/*.c kernel plus the model,
+  ``build/host-models/<hash16>/libbnnkws.so`` (``build/host/libbnnkws.so`` without a
+  model), loaded from Python by :class:`bnnkws.hostlib.CNet`.
+* board targets (``mps2-an386``, ``mps2-an385``): ``scons target=<name> model=DIR``, which
+  SConstruct hands to firmware/SConscript.board; its outputs land in ``build/<name>/``.
+  A new board needs only an entry in :data:`TARGETS` and its rules in SConscript.board.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bnnkws.errors import BuildError
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    description: str
+    build: Callable[[Path | None], list[Path]]  # generated model folder -> artifacts
+
+
+def build_host(model_dir: Path | None) -> list[Path]:
+    from bnnkws import hostlib
+
+    hostlib.load(model_dir)
+    variant = hostlib.model_variant_dir(model_dir) if model_dir else hostlib.build_dir() / "host"
+    return [variant / "libbnnkws.so"]
+
+
+def board_builder(name: str) -> Callable[[Path | None], list[Path]]:
+    def build(model_dir: Path | None) -> list[Path]:
+        from bnnkws import hostlib
+
+        if model_dir is None:
+            raise BuildError(f"--target {name} needs --model (firmware embeds a model)")
+        hostlib.run_scons([f"target={name}", f"model={model_dir.resolve()}"])
+        out = hostlib.build_dir() / name
+        found = sorted(p for p in out.glob("*") if p.suffix in (".elf", ".bin", ".hex", ".map"))
+        if not found:
+            raise BuildError(f"scons target={name} produced nothing in {out}")
+        return found
+
+    return build
+
+
+TARGETS: dict[str, Target] = {
+    "host": Target("host", "host shared library (cffi)", build_host),
+    "mps2-an386": Target(
+        "mps2-an386", "Cortex-M4F firmware for QEMU mps2-an386", board_builder("mps2-an386")
+    ),
+    "mps2-an385": Target(
+        "mps2-an385", "Cortex-M3 firmware for QEMU mps2-an385", board_builder("mps2-an385")
+    ),
+}
+
+
+def generate_model_c(model_path: Path) -> tuple[Path, object]:
+    """Blob or checkpoint -> generated C folder; returns (folder, LoadedModel)."""
+    from bnnkws.commands.export import load_any
+    from bnnkws.generator.emit_c import emit_c
+
+    loaded = load_any(model_path)
+    return emit_c(loaded.model), loaded
+
+
+def _object_sizes(obj: Path) -> str:
+    """text/data/bss of an object file via binutils `size`, or '' when unavailable."""
+    try:
+        out = subprocess.run(["size", str(obj)], capture_output=True, text=True, check=True).stdout
+        text, data, bss = out.splitlines()[1].split()[:3]
+        return f"text {text} B, data {data} B, bss {bss} B"
+    except (OSError, subprocess.CalledProcessError, IndexError, ValueError):
+        return ""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "build",
+        help="generate C for a model and build it with SCons (host library or firmware)",
+        description="Generate C from an integer model (blob or checkpoint) into "
+        "build/models/<hash>/ and build TARGET with SCons.",
+    )
+    p.add_argument(
+        "--target", choices=sorted(TARGETS), default="host", help="what to build (default host)"
+    )
+    p.add_argument("--model", type=Path, default=None, help="blob (.bkim) or checkpoint")
+    p.set_defaults(func=_build)
+
+
+def _build(args: argparse.Namespace) -> int:
+    target = TARGETS[args.target]
+    model_dir = None
+    if args.model is not None:
+        model_dir, loaded = generate_model_c(args.model)
+        print(
+            f"{args.model}: model {loaded.hash[:16]} ({len(loaded.blob)} byte blob) -> C in {model_dir}"
+        )
+    artifacts = target.build(model_dir)
+    for a in artifacts:
+        extra = ""
+        if model_dir is not None and args.target == "host":
+            objs = list(a.parent.glob("model/*.os"))
+            sizes = _object_sizes(objs[0]) if objs else ""
+            extra = f"; model object: {sizes}" if sizes else ""
+        print(f"built {target.description}: {a} ({a.stat().st_size} bytes{extra})")
+    return 0
