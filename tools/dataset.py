@@ -267,7 +267,9 @@ def _check_keywords(root: Path, layout: str, keywords: Iterable[str], allow_miss
         f"(word folders present: {', '.join(sorted(present)) or 'none'})"
     )
     if not allow_missing:
-        raise DatasetError(message + "; drop them from the keywords or pass allow_missing")
+        raise DatasetError(
+            message + "; drop them from the keywords or pass allow_missing=True (--allow-missing)"
+        )
     warnings.warn(message + "; their labels will have no clips", stacklevel=3)
 
 
