@@ -15,7 +15,7 @@ shift || true
 DEBIAN_PACKAGES=(
   python3 python3-venv python3-dev gcc libc6-dev
   gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
-  espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts sox
+  espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts festvox-kdlpc16k sox
   libsndfile1 valgrind
 )
 
