@@ -25,11 +25,6 @@ from bnnkws.synth import (
     synthesize_dataset,
 )
 
-needs_tts = pytest.mark.skipif(
-    not all(shutil.which(p) for p in ("espeak-ng", "flite", "festival", "text2wave")),
-    reason="needs the Debian packages espeak-ng, flite and festival",
-)
-
 # Two espeak-ng talkers per split at most, one flite-only and one festival-only talker.
 TINY_TALKERS = ("espk-m1", "espk-f2", "espk-m3", "awb", "ked")
 
@@ -60,8 +55,6 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not all(shutil.which(p) for p in ("espeak-ng", "flite", "festival", "text2wave")):
-        pytest.skip("needs the Debian packages espeak-ng, flite and festival")
     out = tmp_path_factory.mktemp("synth") / "tiny"
     synthesize_dataset(tiny_config(out))
     return out
@@ -142,7 +135,6 @@ def test_missing_engine_names_the_package(monkeypatch: pytest.MonkeyPatch) -> No
         synth.check_engines(talkers)
 
 
-@needs_tts
 def test_missing_festival_voice_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(synth, "_festival_voice_dirs", lambda voice: [])
     talkers = select_talkers(default_talkers(0), names=["ked"])
