@@ -50,8 +50,9 @@ void bk_bconv_bin_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32
         const uint32_t *f = rows;
         if (!direct) {
             gathered[fw - 1u] = 0; /* padding bits past the fan-in */
-            for (uint32_t k = 0; k < L->kernel; k++)
-                bk_bits_copy(gathered, k * cg, rows + (size_t)k * row_words, g * cg, cg);
+            const uint32_t *row = rows;
+            for (uint32_t k = 0, at = 0; k < L->kernel; k++, at += cg, row += row_words)
+                bk_bits_copy(gathered, at, row, g * cg, cg);
             f = gathered;
         }
         if (!pm1)
@@ -67,15 +68,15 @@ void bk_bconv_bin_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32
                     for (uint32_t i = 0; i < fw; i++) a += bk_popcount32(f[i] ^ w[i]);
                 else
                     for (uint32_t i = 0; i < fw; i++) a += bk_popcount32(f[i] & w[i]);
-                acc[o] = bk_acc_wrap(pm1 ? fan_in - 2u * a : 2u * a - ones[0], bits);
+                acc[o] = bk_acc_wrap(pm1 ? fan_in - (a << 1) : (a << 1) - ones[0], bits);
                 continue;
             }
             int32_t s = 0;
             for (uint32_t r = 0, lo = 0; r < nr; r++, lo += span) {
                 const uint32_t hi = lo + span < fan_in ? lo + span : fan_in;
                 const uint32_t a = bk_popcount_range(f, w, lo, hi, pm1 ? BK_POP_XOR : BK_POP_AND);
-                const int32_t p = pm1 ? (int32_t)(hi - lo) - 2 * (int32_t)a
-                                      : 2 * (int32_t)a - (int32_t)ones[r];
+                const int32_t p = pm1 ? (int32_t)(hi - lo) - (int32_t)(a << 1)
+                                      : (int32_t)(a << 1) - (int32_t)ones[r];
                 s = bk_acc_sat_add_lim(s, p, lo_lim, hi_lim);
             }
             acc[o] = s;

@@ -36,16 +36,21 @@ uint32_t bk_bconv_int8_scratch_words(const bk_layer_t *L) {
 static void make_planes(const bk_layer_t *L, const int8_t *x0, uint32_t g, uint32_t fan_in,
                         uint32_t span, uint32_t *planes, int32_t *sums) {
     const uint32_t cg = (uint32_t)L->c_in / L->groups, fw = BK_WORDS(fan_in);
-    for (uint32_t j = 0; j < 8u * fw; j++) planes[j] = 0;
-    for (uint32_t r = 0; r * span < fan_in; r++) sums[r] = 0;
-    uint32_t i = 0;
+    for (uint32_t j = 0; j < (fw << 3); j++) planes[j] = 0;
+    for (uint32_t r = 0, lo = 0; lo < fan_in; r++, lo += span) sums[r] = 0;
+    uint32_t i = 0, r = 0, in_range = 0;
     for (uint32_t k = 0; k < L->kernel; k++) {
         const int8_t *row = x0 + (size_t)k * L->c_in + g * cg;
         for (uint32_t c = 0; c < cg; c++, i++) {
             const uint32_t v = (uint8_t)row[c]; /* two's complement bits b7..b0 */
             const uint32_t word = i >> 5, bit = i & 31u;
-            for (uint32_t j = 0; j < 8u; j++) planes[j * fw + word] |= ((v >> j) & 1u) << bit;
-            sums[i / span] += row[c];
+            uint32_t *pw = planes + word;
+            for (uint32_t j = 0; j < 8u; j++, pw += fw) *pw |= ((v >> j) & 1u) << bit;
+            sums[r] += row[c];
+            if (++in_range == span) { /* next accumulation range */
+                r++;
+                in_range = 0;
+            }
         }
     }
 }
@@ -56,8 +61,9 @@ static inline uint32_t pos_words(const uint32_t *planes, const uint32_t *w, uint
     uint32_t pos = 0;
     for (uint32_t i = w0; i < w1; i++) {
         const uint32_t m = w[i];
-        for (uint32_t j = 0; j < 7u; j++) pos += bk_popcount32(planes[j * fw + i] & m) << j;
-        pos -= bk_popcount32(planes[7u * fw + i] & m) << 7;
+        const uint32_t *p = planes + i; /* plane j of word i at p[j * fw] */
+        for (uint32_t j = 0; j < 7u; j++, p += fw) pos += bk_popcount32(*p & m) << j;
+        pos -= bk_popcount32(*p & m) << 7;
     }
     return pos;
 }
@@ -66,9 +72,9 @@ static inline uint32_t pos_words(const uint32_t *planes, const uint32_t *w, uint
 static inline uint32_t pos_range(const uint32_t *planes, const uint32_t *w, uint32_t fw,
                                  uint32_t lo, uint32_t hi) {
     uint32_t pos = 0;
-    for (uint32_t j = 0; j < 7u; j++)
-        pos += bk_popcount_range(planes + j * fw, w, lo, hi, BK_POP_AND) << j;
-    return pos - (bk_popcount_range(planes + 7u * fw, w, lo, hi, BK_POP_AND) << 7);
+    for (uint32_t j = 0; j < 7u; j++, planes += fw)
+        pos += bk_popcount_range(planes, w, lo, hi, BK_POP_AND) << j;
+    return pos - (bk_popcount_range(planes, w, lo, hi, BK_POP_AND) << 7);
 }
 
 /* a two's complement uint32 read as int32, without implementation-defined conversion */
@@ -98,15 +104,15 @@ void bk_bconv_int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_
             const uint32_t *w = L->weights + (size_t)o * fw;
             uint32_t total = 0; /* wrap: exact sum mod 2^32 */
             int32_t s = 0;      /* saturate: the accumulator */
-            for (uint32_t r = 0, lo = 0; r < nr; r++, lo += span) {
+            for (uint32_t r = 0, lo = 0, w0 = 0; r < nr; r++, lo += span, w0 += span_w) {
                 uint32_t pos;
                 if (whole) {
-                    const uint32_t w0 = r * span_w, w1 = w0 + span_w < fw ? w0 + span_w : fw;
+                    const uint32_t w1 = w0 + span_w < fw ? w0 + span_w : fw;
                     pos = pos_words(planes, w, fw, w0, w1);
                 } else {
                     pos = pos_range(planes, w, fw, lo, lo + span < fan_in ? lo + span : fan_in);
                 }
-                const uint32_t part = 2u * pos - (uint32_t)sums[r];
+                const uint32_t part = (pos << 1) - (uint32_t)sums[r];
                 if (wrap)
                     total += part;
                 else /* |part| <= 128 * tile < 2^23 */

@@ -11,7 +11,11 @@
  *                     element k * cg + c (k = kernel tap, c = channel in the group), packed
  *                     like an activation row; bit 1 = +1
  * One source file per operator: bitpack.c, bconv_int8.c, bconv_bin.c, output_transform.c,
- * pool_or.c, argmax.c; bnn_model.c runs a generated layer table. No kernel multiplies.
+ * pool_or.c, argmax.c; bnn_model.c runs a generated layer table.
+ * Multiplications: none per element, word or output channel (adds, shifts, masks and
+ * popcounts only). The only products are address arithmetic done once per output time
+ * step or group (t * stride * row size, g * channels per group) and in the shape/size
+ * helpers; shiftbn applies its +1/-1 sign by negation.
  */
 #ifndef BK_BNN_H
 #define BK_BNN_H

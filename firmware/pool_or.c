@@ -9,7 +9,9 @@ void bk_pool_or(const uint32_t *x, uint32_t t_in, uint32_t words, uint32_t kerne
         uint32_t *out = y + (size_t)t * words;
         const uint32_t *in = x + (size_t)t * kernel * words;
         for (uint32_t w = 0; w < words; w++) out[w] = in[w];
-        for (uint32_t k = 1; k < kernel; k++)
-            for (uint32_t w = 0; w < words; w++) out[w] |= in[(size_t)k * words + w];
+        for (uint32_t k = 1; k < kernel; k++) {
+            in += words;
+            for (uint32_t w = 0; w < words; w++) out[w] |= in[w];
+        }
     }
 }

@@ -284,16 +284,28 @@ class CNet:
     @classmethod
     def from_model(cls, model, lib: object | None = None) -> CNet:
         """Layer table built here over numpy arrays, kernels-only library (no code generation)."""
+        return cls.from_layers(
+            model.layers, model.n_frames, model.frontend.n_mels, len(model.labels), lib
+        )
+
+    @classmethod
+    def from_layers(
+        cls, layers: list, n_frames: int, n_mels: int, n_classes: int = 0, lib: object | None = None
+    ) -> CNet:
+        """A layer table over numpy arrays for any chain of layers (kernel tests: one layer).
+
+        n_frames, n_mels: the input [T, C]; n_classes: the last layer's c_out (scores).
+        """
         from bnnkws.generator.intmodel import ConvLayer, pack_bits
 
         lib = lib or load()
         keep: list = []
-        table = ffi.new("bk_layer_t[]", len(model.layers))
-        shapes = model.shapes()
-        t_in, chans = model.n_frames, model.frontend.n_mels
-        for i, layer in enumerate(model.layers):
+        table = ffi.new("bk_layer_t[]", len(layers))
+        t_in, chans = n_frames, n_mels
+        for i, layer in enumerate(layers):
             e = table[i]
-            e.t_in, e.t_out = t_in, shapes[i][0]
+            t_out = layer.out_len(t_in)
+            e.t_in, e.t_out = t_in, t_out
             if isinstance(layer, ConvLayer):
                 e.kind, e.input, e.output = KIND["conv"], INPUT[layer.input], OUTPUT[layer.output]
                 e.out_act = ACT[layer.out_act]
@@ -318,15 +330,16 @@ class CNet:
                     a = np.ascontiguousarray(values, dtype=np.dtype(ct.replace("_t", "")))
                     keep.append(a)
                     setattr(e, name, _ptr(ct + " *", a))
+                chans = layer.c_out
             else:
                 e.kind, e.out_act = KIND["pool_or"], ACT[None]
                 e.c_in = e.c_out = chans
                 e.kernel = e.stride = layer.kernel
                 e.groups = 1
-            t_in, chans = shapes[i]
+            t_in = t_out
         m = ffi.new("bk_model_t *")
-        m.n_layers, m.n_frames = len(model.layers), model.n_frames
-        m.n_mels, m.n_classes = model.frontend.n_mels, len(model.labels)
+        m.n_layers, m.n_frames = len(layers), n_frames
+        m.n_mels, m.n_classes = n_mels, n_classes
         m.layers = table
         keep.append(table)
         net = cls(lib, m, keep + [m])
