@@ -137,12 +137,3 @@ def random_integer_model(
     )
     model.validate()
     return model
-
-
-def random_features(seed: int, n: int, n_frames: int = 49, n_mels: int = 40) -> np.ndarray:
-    """int8 features [n, T, F]: mostly speech-like levels, some at the int8 extremes."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(-20, 50, (n, n_frames, n_mels))
-    x[rng.random(x.shape) < 0.05] = 127
-    x[rng.random(x.shape) < 0.05] = -128
-    return np.clip(np.round(x), -128, 127).astype(np.int8)
