@@ -39,9 +39,10 @@ def run_script(script: str, args: list[str], timeout: float = 600.0) -> None:
     except subprocess.TimeoutExpired:
         raise BuildError(f"micropython {script} timed out after {timeout:.0f} s") from None
     if proc.returncode != 0:
-        raise BuildError(
-            f"micropython {script} failed (exit {proc.returncode}): {proc.stderr.strip()[-1500:]}"
-        )
+        # the unix port prints an uncaught exception's traceback on stdout
+        detail = (proc.stderr.strip() or proc.stdout.strip())[-1500:]
+        last = detail.splitlines()[-1] if detail else ""
+        raise BuildError(f"micropython {script} failed (exit {proc.returncode}): {last}\n{detail}")
 
 
 def features(params, audio: np.ndarray) -> np.ndarray:
