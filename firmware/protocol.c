@@ -5,8 +5,8 @@
 
 #include "crc32.h"
 
-static uint8_t header_check(const uint8_t *hdr) {
-    return (uint8_t)(bk_crc32(0, hdr, BK_PROTO_HEADER - 1u) & 0xFFu);
+static uint16_t header_check(const uint8_t *hdr) {
+    return (uint16_t)(bk_crc32(0, hdr, 6u) & 0xFFFFu);
 }
 
 void bk_proto_header(uint8_t hdr[BK_PROTO_HEADER], uint8_t type, uint8_t seq, uint16_t len) {
@@ -15,7 +15,7 @@ void bk_proto_header(uint8_t hdr[BK_PROTO_HEADER], uint8_t type, uint8_t seq, ui
     hdr[2] = type;
     hdr[3] = seq;
     bk_put_u16(&hdr[4], len);
-    hdr[6] = header_check(hdr);
+    bk_put_u16(&hdr[6], header_check(hdr));
 }
 
 size_t bk_proto_encode(uint8_t *out, size_t cap, uint8_t type, uint8_t seq,
@@ -74,7 +74,7 @@ static uint8_t step(bk_proto_parser_t *p, uint8_t byte, bk_proto_event_t *ev) {
     p->buf[p->fill++] = byte;
     if (p->fill == BK_PROTO_HEADER) {
         uint8_t kind = BK_PROTO_NONE;
-        if (header_check(p->buf) != p->buf[6]) {
+        if (header_check(p->buf) != bk_get_u16(&p->buf[6])) {
             kind = BK_PROTO_BAD_HEADER;
             p->counts.bad_header++;
         } else if (bk_get_u16(&p->buf[4]) > BK_PROTO_MAX_PAYLOAD) {

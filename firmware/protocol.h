@@ -6,9 +6,10 @@
  *     2    1     type   BK_MSG_* (host -> device below 0x80, device -> host from 0x80)
  *     3    1     seq    sequence number, mod 256
  *     4    2     len    payload bytes, 0..BK_PROTO_MAX_PAYLOAD
- *     6    1     hcrc   low byte of CRC-32 over bytes 0..5 (rejects a bad length early)
- *     7    len   payload
- *     7+len 4    crc    CRC-32 over bytes 0..6+len
+ *     6    2     hcrc   low 16 bits of CRC-32 over bytes 0..5: a damaged or false
+ *                       header is rejected before its length is trusted
+ *     8    len   payload (8-byte header: the payload is word-aligned in the parser)
+ *     8+len 4    crc    CRC-32 over bytes 0..7+len
  *
  * The parser is a byte-at-a-time state machine over one fixed buffer of
  * BK_PROTO_MAX_FRAME bytes. On any error (header check, CRC, oversize length,
@@ -26,7 +27,7 @@
 #define BK_PROTO_VERSION 1u
 #define BK_PROTO_MAGIC0 0x42u /* 'B' */
 #define BK_PROTO_MAGIC1 0x4Bu /* 'K' */
-#define BK_PROTO_HEADER 7u
+#define BK_PROTO_HEADER 8u
 #define BK_PROTO_TRAILER 4u
 #define BK_PROTO_MAX_PAYLOAD 512u
 #define BK_PROTO_MAX_FRAME (BK_PROTO_HEADER + BK_PROTO_MAX_PAYLOAD + BK_PROTO_TRAILER)
@@ -77,7 +78,7 @@ typedef struct {
     uint8_t seq;             /* as type */
     uint8_t header_ok;       /* 1 when type, seq and len come from a checked header */
     uint16_t len;            /* payload length from the header */
-    const uint8_t *payload;  /* FRAME only: valid until the next call on the parser */
+    const uint8_t *payload;  /* FRAME only, 4-byte aligned: valid until the next call */
 } bk_proto_event_t;
 
 typedef struct {
@@ -96,7 +97,8 @@ typedef struct {
     uint16_t pend_end;
     uint8_t holding;      /* the last call returned a FRAME that still sits in buf */
     bk_proto_counts_t counts;
-    uint8_t buf[BK_PROTO_MAX_FRAME];
+    /* word-aligned, so a FRAME's payload (buf + 8) can be read as int16/int32 */
+    _Alignas(4) uint8_t buf[BK_PROTO_MAX_FRAME];
 } bk_proto_parser_t;
 
 void bk_proto_parser_init(bk_proto_parser_t *p);
@@ -114,7 +116,7 @@ int bk_proto_timeout(bk_proto_parser_t *p, bk_proto_event_t *ev);
 /* 1 when the parser holds a partial frame (the caller's timeout applies). */
 int bk_proto_busy(const bk_proto_parser_t *p);
 
-/* Fill the 7 header bytes of a frame. */
+/* Fill the 8 header bytes of a frame. */
 void bk_proto_header(uint8_t hdr[BK_PROTO_HEADER], uint8_t type, uint8_t seq, uint16_t len);
 
 /* Whole frame into out (cap bytes). Returns its length, 0 when len or cap is too small. */

@@ -1,8 +1,8 @@
 """Serial frame codec, the Python twin of firmware/protocol.[ch] (docs/PROTOCOL.md).
 
-Frame (little-endian): magic 'BK', type u8, seq u8, len u16, hcrc u8 (low byte of the
-CRC-32 of the six bytes before it), payload[len], crc u32 (CRC-32 of everything before
-it). CRC-32 is zlib's. :class:`Parser` is the same byte-at-a-time machine as the C
+Frame (little-endian): magic 'BK', type u8, seq u8, len u16, hcrc u16 (low 16 bits of
+the CRC-32 of the six bytes before it), payload[len], crc u32 (CRC-32 of everything
+before it). CRC-32 is zlib's. :class:`Parser` is the same byte-at-a-time machine as the C
 parser, with the same resynchronisation rule (on any error drop the candidate's first
 byte and rescan what is held) and the same events in the same order; the tests feed
 both the same random streams and compare.
@@ -23,7 +23,7 @@ from bnnkws.errors import DeviceError
 
 VERSION = 1
 MAGIC = b"BK"
-HEADER = 7
+HEADER = 8
 TRAILER = 4
 MAX_PAYLOAD = 512
 MAX_FRAME = HEADER + MAX_PAYLOAD + TRAILER
@@ -90,13 +90,13 @@ def err_name(code: int) -> str:
 
 
 def _header_check(hdr6: bytes) -> int:
-    return zlib.crc32(hdr6) & 0xFF
+    return zlib.crc32(hdr6) & 0xFFFF
 
 
 def header(msg_type: int, seq: int, length: int) -> bytes:
-    """The 7 header bytes (bk_proto_header)."""
+    """The 8 header bytes (bk_proto_header)."""
     h = MAGIC + struct.pack("<BBH", msg_type & 0xFF, seq & 0xFF, length)
-    return h + bytes([_header_check(h)])
+    return h + struct.pack("<H", _header_check(h))
 
 
 def encode(msg_type: int, seq: int, payload: bytes = b"") -> bytes:
@@ -211,7 +211,7 @@ class Parser:
         c.append(b)
         if len(c) == HEADER:
             kind = None
-            if _header_check(bytes(c[:6])) != c[6]:
+            if _header_check(bytes(c[:6])) != (c[6] | (c[7] << 8)):
                 kind = EventKind.BAD_HEADER
                 self.counts.bad_header += 1
             elif (c[4] | (c[5] << 8)) > MAX_PAYLOAD:

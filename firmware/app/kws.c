@@ -1,0 +1,125 @@
+/* Streaming keyword spotting on the board: see app.h. */
+#include <string.h>
+
+#include "app.h"
+#include "bnn.h"
+#include "board.h"
+#include "frontend.h"
+
+/* The FFT work area and the network's activations are never live at the same time
+ * (a hop finishes before an inference starts), so they share memory. */
+static union {
+    bk_fe_work_t fe;
+    uint32_t net[BK_MODEL_WORK_WORDS];
+} work;
+static bk_fe_stream_t fe_stream;
+/* The last n_frames feature rows, oldest first; shifted by one row per hop. */
+static int8_t window[BK_MODEL_N_FRAMES][BK_MODEL_N_MELS];
+static uint32_t frames;         /* feature frames since the stream start */
+static kws_config_t config;
+static bk_det_t detector;
+static kws_timing_t timing;
+
+void kws_default_config(kws_config_t *cfg) {
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->stride = BK_APP_STRIDE;
+    cfg->flags = BK_APP_SEND_RESULT | BK_APP_SEND_DETECTION;
+    cfg->det.n_classes = BK_MODEL_N_CLASSES;
+    cfg->det.smooth = 3;
+    cfg->det.temp_shift = 0;
+    cfg->det.refractory = 50; /* 1 s */
+    for (unsigned c = 0; c < BK_MODEL_N_CLASSES; c++) {
+        /* silence and unknown (labels starting with '_') never fire; keywords at 0.6 */
+        cfg->det.thr[c] = bk_model.labels[c][0] == '_' ? BK_DET_NEVER : 19661u;
+    }
+}
+
+int kws_set_config(const kws_config_t *cfg) {
+    if (cfg->stride < 1u || cfg->det.n_classes != BK_MODEL_N_CLASSES || bk_det_config_check(&cfg->det))
+        return 1;
+    config = *cfg;
+    bk_det_init(&detector, &config.det);
+    return 0;
+}
+
+const kws_config_t *kws_config(void) { return &config; }
+
+const kws_timing_t *kws_timing(void) { return &timing; }
+
+void kws_reset(void) {
+    bk_fe_stream_init(&fe_stream);
+    frames = 0;
+    bk_det_reset(&detector);
+}
+
+/* bk_model_run's layer loop (firmware/bnn_model.c: ping-pong activations, then scratch)
+ * with a timer read between layers for STATS. */
+static void run_network(int32_t *scores) {
+    const bk_model_t *m = &bk_model;
+    uint32_t act = 0, t = m->n_frames;
+    for (uint32_t i = 0; i < m->n_layers; i++) {
+        t = bk_layer_out_len(&m->layers[i], t);
+        const uint32_t need = t * bk_layer_row_words(&m->layers[i]);
+        if (need > act) act = need;
+    }
+    uint32_t *buf[2] = {work.net, work.net + act};
+    uint32_t *scratch = work.net + 2u * act;
+    const void *in = window;
+    t = m->n_frames;
+    uint32_t t0 = board_ticks();
+    for (uint32_t i = 0; i < m->n_layers; i++) {
+        const bk_layer_t *L = &m->layers[i];
+        bk_layer_forward(L, in, t, buf[i & 1u], scratch);
+        t = bk_layer_out_len(L, t);
+        in = buf[i & 1u];
+        const uint32_t t1 = board_ticks();
+        timing.layer[i] = t1 - t0;
+        t0 = t1;
+    }
+    memcpy(scores, in, sizeof(int32_t) * m->n_classes);
+}
+
+/* A new feature row is in the last window row: run the network when it is due. */
+static void frame_done(kws_emit_fn emit) {
+    frames++;
+    if (frames < BK_MODEL_N_FRAMES || (frames - BK_MODEL_N_FRAMES) % config.stride) return;
+    kws_output_t out;
+    out.frame = frames - 1u;
+    const uint32_t t0 = board_ticks();
+    run_network(out.scores);
+    const uint32_t t1 = board_ticks();
+    out.detected = bk_det_push(&detector, out.scores, out.frame, &out.detection);
+    const uint32_t t2 = board_ticks();
+    const uint32_t dt = t1 - t0;
+    timing.infer_last = dt;
+    if (timing.inferences == 0u || dt < timing.infer_min) timing.infer_min = dt;
+    timing.infer_total += dt;
+    timing.inferences++;
+    timing.det_last = t2 - t1;
+    emit(&out);
+}
+
+void kws_push_audio(const int16_t *pcm, uint32_t n, kws_emit_fn emit) {
+    int8_t row[BK_MODEL_N_MELS];
+    while (n) {
+        size_t used;
+        const uint32_t t0 = board_ticks();
+        const int done =
+            bk_fe_stream_push(&fe_stream, &bk_model_frontend, pcm, n, &used, row, &work.fe);
+        const uint32_t dt = board_ticks() - t0;
+        pcm += used;
+        n -= (uint32_t)used;
+        if (!done) continue;
+        timing.fe_last = dt;
+        if (dt > timing.fe_max) timing.fe_max = dt;
+        timing.fe_total += dt;
+        timing.hops++;
+        kws_push_features(row, emit);
+    }
+}
+
+void kws_push_features(const int8_t *row, kws_emit_fn emit) {
+    memmove(window[0], window[1], (size_t)(BK_MODEL_N_FRAMES - 1u) * BK_MODEL_N_MELS);
+    memcpy(window[BK_MODEL_N_FRAMES - 1u], row, BK_MODEL_N_MELS);
+    frame_done(emit);
+}
