@@ -45,9 +45,17 @@ def board_builder(name: str) -> Callable[[Path | None], list[Path]]:
             raise BuildError(f"--target {name} needs --model (firmware embeds a model)")
         hostlib.run_scons([f"target={name}", f"model={model_dir.resolve()}"])
         out = hostlib.build_dir() / name
-        found = sorted(p for p in out.glob("*") if p.suffix in (".elf", ".bin", ".hex", ".map"))
+        found = sorted(
+            p for p in out.glob("firmware*") if p.suffix in (".elf", ".bin", ".hex", ".map")
+        )
         if not found:
             raise BuildError(f"scons target={name} produced nothing in {out}")
+        sizes = out / "firmware.size.json"
+        if sizes.exists():  # written by firmware/SConscript.board from the linker map
+            import json
+
+            s = json.loads(sizes.read_text())
+            print(f"{name}: flash {s.get('flash')} bytes, RAM {s.get('ram')} bytes")
         return found
 
     return build
