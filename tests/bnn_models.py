@@ -137,3 +137,15 @@ def random_integer_model(
     )
     model.validate()
     return model
+
+
+def assert_net_matches(net, model: IntegerModel, x: np.ndarray) -> None:
+    """A CNet (bnnkws.hostlib) equals the integer model on inputs x [B, T, F]: every
+    layer (fed the C output before it), the bk_model_run scores and the argmax."""
+    ref = model.forward(x, all_layers=True)
+    for b in range(len(x)):
+        for i, out in enumerate(net.forward_all(x[b])):
+            assert np.array_equal(out, ref[i][b]), f"layer {i} input {b}"
+    scores, cls = net.scores(x)
+    assert np.array_equal(scores, ref[-1][:, 0, :])
+    assert np.array_equal(cls, model.predict(x))

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from bnn_models import random_integer_model
+from bnn_models import assert_net_matches, random_integer_model
 
 from bnnkws import __version__
 from bnnkws.commands.verify import random_inputs
@@ -70,13 +70,7 @@ def test_c_string_escapes():
 # --------------------------------------------------------------------------------------
 def test_generated_model_matches_intmodel(model, net):
     x = random_inputs(5, 6, model=model)
-    ref = model.forward(x, all_layers=True)
-    for b in range(len(x)):
-        for i, out in enumerate(net.forward_all(x[b])):
-            assert np.array_equal(out, ref[i][b]), f"layer {i} input {b}"
-    scores, cls = net.scores(x)
-    assert np.array_equal(scores, ref[-1][:, 0, :])
-    assert np.array_equal(cls, model.predict(x))
+    assert_net_matches(net, model, x)
 
 
 def test_generated_table_metadata(model, net):

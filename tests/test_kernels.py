@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bnn_models import random_integer_model
+from bnn_models import assert_net_matches, random_integer_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bnnkws.bench_host import KERNEL_SOURCES
 from bnnkws.commands.verify import random_inputs
 from bnnkws.generator.intmodel import (
     ConvLayer,
@@ -27,16 +28,6 @@ from bnnkws.generator.intmodel import (
 from bnnkws.hostlib import CNet, ffi, load, project_root
 
 FIRMWARE = project_root() / "firmware"
-KERNEL_SOURCES = [
-    "bitpack.c",
-    "accumulator.c",
-    "bconv_int8.c",
-    "bconv_bin.c",
-    "output_transform.c",
-    "pool_or.c",
-    "argmax.c",
-    "bnn_model.c",
-]
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -380,13 +371,7 @@ def test_network_matches_intmodel(arch, bits, act, tile, mode):
     )
     x = random_inputs(bits, 6, model=model)
     net = CNet.from_model(model)
-    ref = model.forward(x, all_layers=True)
-    for b in range(len(x)):
-        for i, out in enumerate(net.forward_all(x[b])):
-            assert np.array_equal(out, ref[i][b]), f"layer {i} input {b}"
-    scores, cls = net.scores(x)
-    assert np.array_equal(scores, ref[-1][:, 0, :])
-    assert np.array_equal(cls, model.predict(x))
+    assert_net_matches(net, model, x)
     assert net.work.size == net.lib.bk_model_work_words_needed(net.m)
 
 
