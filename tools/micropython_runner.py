@@ -39,10 +39,11 @@ def run_script(script: str, args: list[str], timeout: float = 600.0) -> None:
     except subprocess.TimeoutExpired:
         raise BuildError(f"micropython {script} timed out after {timeout:.0f} s") from None
     if proc.returncode != 0:
-        # the unix port prints an uncaught exception's traceback on stdout
+        # the unix port prints an uncaught exception's traceback on stdout; its last line
+        # names the exception and the field at fault
         detail = (proc.stderr.strip() or proc.stdout.strip())[-1500:]
-        last = detail.splitlines()[-1] if detail else ""
-        raise BuildError(f"micropython {script} failed (exit {proc.returncode}): {last}\n{detail}")
+        last = detail.splitlines()[-1] if detail else "(no output)"
+        raise BuildError(f"micropython {script} failed (exit {proc.returncode}): {last}")
 
 
 def features(params, audio: np.ndarray) -> np.ndarray:
