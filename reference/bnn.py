@@ -104,6 +104,8 @@ class Layer:
             raise BlobError(where + ": acc_bits or tile out of range")
         if self.groups < 1 or self.c_in % self.groups or self.c_out % self.groups:
             raise BlobError(where + ": groups must divide c_in and c_out")
+        if self.kernel < 1 or self.stride < 1 or self.c_out < 1:
+            raise BlobError(where + ": kernel, stride and c_out must be >= 1")
         self.cg = self.c_in // self.groups
         self.fan_in = self.kernel * self.cg
         nw = (self.fan_in + 31) // 32
