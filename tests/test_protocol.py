@@ -11,11 +11,13 @@ import zlib
 from pathlib import Path
 
 import pytest
-from bnnkws import hostlib
-from bnnkws import protocol as P
 from cffi import FFI
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from bnnkws import hostlib
+from bnnkws import protocol as P
+from bnnkws.detector import DetectorConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -152,11 +154,18 @@ def test_a_frame_cut_short_is_reported_as_truncated_when_the_link_goes_quiet(cli
     parser = P.Parser() if impl == "python" else CParser(clib)
     frame = P.encode(P.MsgType.AUDIO, 9, bytes(64))
     assert parser.feed(frame[:30]) == []
-    assert (parser.busy() if impl == "python" else parser.lib.bk_proto_busy(parser.p))
+    assert parser.busy() if impl == "python" else parser.lib.bk_proto_busy(parser.p)
     (ev,) = parser.timeout()
-    assert (ev.kind, ev.type, ev.seq, ev.header_ok) == (P.EventKind.TRUNCATED, P.MsgType.AUDIO, 9, True)
+    assert (ev.kind, ev.type, ev.seq, ev.header_ok) == (
+        P.EventKind.TRUNCATED,
+        P.MsgType.AUDIO,
+        9,
+        True,
+    )
     # the session goes on: a whole frame afterwards parses
-    assert kinds(parser.feed(P.encode(P.MsgType.INFO_REQ, 10))) == [("FRAME", P.MsgType.INFO_REQ, 10)]
+    assert kinds(parser.feed(P.encode(P.MsgType.INFO_REQ, 10))) == [
+        ("FRAME", P.MsgType.INFO_REQ, 10)
+    ]
 
 
 def test_a_frame_hidden_inside_a_truncated_one_is_found_by_the_rescan():
@@ -177,7 +186,9 @@ def random_stream(rng: random.Random, n_items: int) -> bytes:
     for _ in range(n_items):
         r = rng.random()
         if r < 0.15:
-            out += bytes(rng.choice([0x42, 0x4B, rng.randrange(256)]) for _ in range(rng.randrange(30)))
+            out += bytes(
+                rng.choice([0x42, 0x4B, rng.randrange(256)]) for _ in range(rng.randrange(30))
+            )
             continue
         length = rng.randrange(16) if rng.random() < 0.5 else rng.randrange(P.MAX_PAYLOAD + 1)
         frame = bytearray(P.encode(rng.randrange(256), rng.randrange(256), rng.randbytes(length)))
@@ -229,10 +240,24 @@ def test_sanitizer_fuzzer_finds_no_memory_errors_and_recovers_intact_frames(tmp_
     exe = tmp_path / "fuzz_protocol"
     fw = ROOT / "firmware"
     subprocess.run(
-        ["gcc", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-         "-Wall", "-Wextra", "-Werror", f"-I{fw}", str(ROOT / "tests" / "fuzz_protocol.c"),
-         str(fw / "protocol.c"), str(fw / "crc32.c"), "-o", str(exe)],
-        check=True, capture_output=True,
+        [
+            "gcc",
+            "-O1",
+            "-g",
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=all",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            f"-I{fw}",
+            str(ROOT / "tests" / "fuzz_protocol.c"),
+            str(fw / "protocol.c"),
+            str(fw / "crc32.c"),
+            "-o",
+            str(exe),
+        ],
+        check=True,
+        capture_output=True,
     )
     proc = subprocess.run([str(exe), "1500", "3"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr + proc.stdout
@@ -241,13 +266,46 @@ def test_sanitizer_fuzzer_finds_no_memory_errors_and_recovers_intact_frames(tmp_
 
 # -- payloads -------------------------------------------------------------------------------
 def test_info_payload_round_trips():
-    info = P.Info(1, 2, 512, 16000, 512, 320, 40, 49, 4, 25_000_000, bytes(range(8)), (8, 8, 16),
-                  "0.1.0", "mps2-an386", ("_silence_", "_unknown_", "yes", "no"))
+    info = P.Info(
+        1,
+        2,
+        512,
+        16000,
+        512,
+        320,
+        40,
+        49,
+        4,
+        25_000_000,
+        bytes(range(8)),
+        (8, 8, 16),
+        "0.1.0",
+        "mps2-an386",
+        ("_silence_", "_unknown_", "yes", "no"),
+    )
     assert P.unpack_info(P.pack_info(info)) == info
 
 
 def test_stats_result_detection_nak_round_trip():
-    s = P.Stats(25_000_000, 3, 100, 1000, 900, 50, 60, 5, 12345, P.Counts(1, 2, 3, 4, 5, 6), (10, 20, 30))
+    s = P.Stats(
+        25_000_000,
+        3,
+        100,
+        1000,
+        900,
+        2800,
+        50,
+        60,
+        5000,
+        5,
+        12345,
+        2,
+        0,
+        7000,
+        4000,
+        P.Counts(1, 2, 3, 4, 5, 6),
+        (10, 20, 30),
+    )
     assert P.unpack_stats(P.pack_stats(s)) == s
     assert s.instructions(25) == 1000
     r = P.Result(48, (-5, 7, 2**31 - 1, -(2**31)))
@@ -256,6 +314,8 @@ def test_stats_result_detection_nak_round_trip():
     assert P.unpack_detection(P.pack_detection(d)) == d
     n = P.Nak(5, P.Err.BAD_CRC, 6)
     assert P.unpack_nak(P.pack_nak(n)) == n
+    c = P.Config(4, DetectorConfig((100, 0xFFFF, 32768), 3, 2, 50), P.SEND_RESULT)
+    assert P.unpack_config(P.pack_config(c)) == c
 
 
 def test_short_payloads_raise_device_errors_naming_the_message():

@@ -22,6 +22,10 @@ COMMAND_MODULES = [
     "bnnkws.commands.build",
     "bnnkws.commands.verify",
     "bnnkws.commands.bench_host",
+    "bnnkws.commands.flash",
+    "bnnkws.commands.stream",
+    "bnnkws.commands.bench_mcu",
+    "bnnkws.commands.demo",
 ]
 
 

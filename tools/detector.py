@@ -25,11 +25,70 @@ NEVER = 0xFFFF  # threshold that never fires
 
 # round(2^15 * 2^(-k/64)), k = 0..63: identical to EXP2_NEG_Q15 in firmware/detector.c
 EXP2_NEG_Q15 = (
-    32768, 32415, 32066, 31720, 31379, 31041, 30706, 30376, 30048, 29725, 29405, 29088, 28774,
-    28464, 28158, 27855, 27554, 27258, 26964, 26674, 26386, 26102, 25821, 25543, 25268, 24995,
-    24726, 24460, 24196, 23936, 23678, 23423, 23170, 22921, 22674, 22430, 22188, 21949, 21713,
-    21479, 21247, 21019, 20792, 20568, 20347, 20127, 19911, 19696, 19484, 19274, 19066, 18861,
-    18658, 18457, 18258, 18061, 17867, 17674, 17484, 17296, 17109, 16925, 16743, 16562,
+    32768,
+    32415,
+    32066,
+    31720,
+    31379,
+    31041,
+    30706,
+    30376,
+    30048,
+    29725,
+    29405,
+    29088,
+    28774,
+    28464,
+    28158,
+    27855,
+    27554,
+    27258,
+    26964,
+    26674,
+    26386,
+    26102,
+    25821,
+    25543,
+    25268,
+    24995,
+    24726,
+    24460,
+    24196,
+    23936,
+    23678,
+    23423,
+    23170,
+    22921,
+    22674,
+    22430,
+    22188,
+    21949,
+    21713,
+    21479,
+    21247,
+    21019,
+    20792,
+    20568,
+    20347,
+    20127,
+    19911,
+    19696,
+    19484,
+    19274,
+    19066,
+    18861,
+    18658,
+    18457,
+    18258,
+    18061,
+    17867,
+    17674,
+    17484,
+    17296,
+    17109,
+    16925,
+    16743,
+    16562,
 )
 
 
@@ -57,7 +116,9 @@ class DetectorConfig:
         if not 1 <= self.smooth <= MAX_SMOOTH:
             raise ConfigError(f"detector: smooth {self.smooth}, expected 1..{MAX_SMOOTH}")
         if not 0 <= self.temp_shift <= MAX_TEMP_SHIFT:
-            raise ConfigError(f"detector: temp_shift {self.temp_shift}, expected 0..{MAX_TEMP_SHIFT}")
+            raise ConfigError(
+                f"detector: temp_shift {self.temp_shift}, expected 0..{MAX_TEMP_SHIFT}"
+            )
         if not 0 <= self.refractory <= 0xFFFF:
             raise ConfigError(f"detector: refractory {self.refractory} frames, expected 0..65535")
         for c, t in enumerate(self.thr):

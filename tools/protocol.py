@@ -19,6 +19,7 @@ import zlib
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from bnnkws.detector import ConfigError, DetectorConfig
 from bnnkws.errors import DeviceError
 
 VERSION = 1
@@ -243,7 +244,9 @@ class Parser:
 # --------------------------------------------------------------------------------------
 def _need(payload: bytes, n: int, what: str, exact: bool = True) -> None:
     if (len(payload) != n) if exact else (len(payload) < n):
-        raise DeviceError(f"{what} payload of {len(payload)} bytes, expected {'' if exact else 'at least '}{n}")
+        raise DeviceError(
+            f"{what} payload of {len(payload)} bytes, expected {'' if exact else 'at least '}{n}"
+        )
 
 
 def pack_hello(nonce: int, version: int = VERSION) -> bytes:
@@ -358,19 +361,44 @@ _INFO_HEAD = struct.Struct("<BBHHHHBBHI8sB")
 
 def pack_info(i: Info) -> bytes:
     head = _INFO_HEAD.pack(
-        i.protocol, i.rx_window, i.max_payload, i.sample_rate, i.frame_len, i.hop, i.n_mels,
-        i.n_frames, i.stride, i.tick_hz, i.model_hash, len(i.acc_bits),
+        i.protocol,
+        i.rx_window,
+        i.max_payload,
+        i.sample_rate,
+        i.frame_len,
+        i.hop,
+        i.n_mels,
+        i.n_frames,
+        i.stride,
+        i.tick_hz,
+        i.model_hash,
+        len(i.acc_bits),
     )
     strings = [i.firmware, i.board, *i.labels]
-    return head + bytes(i.acc_bits) + bytes([len(i.labels)]) + b"".join(
-        s.encode() + b"\0" for s in strings
+    return (
+        head
+        + bytes(i.acc_bits)
+        + bytes([len(i.labels)])
+        + b"".join(s.encode() + b"\0" for s in strings)
     )
 
 
 def unpack_info(payload: bytes) -> Info:
     _need(payload, _INFO_HEAD.size + 1, "INFO", exact=False)
-    (proto, window, max_payload, rate, frame_len, hop, n_mels, n_frames, stride, tick_hz,
-     model_hash, n_layers) = _INFO_HEAD.unpack_from(payload)
+    (
+        proto,
+        window,
+        max_payload,
+        rate,
+        frame_len,
+        hop,
+        n_mels,
+        n_frames,
+        stride,
+        tick_hz,
+        model_hash,
+        n_layers,
+    ) = _INFO_HEAD.unpack_from(payload)
     off = _INFO_HEAD.size
     _need(payload, off + n_layers + 1, "INFO", exact=False)
     acc_bits = tuple(payload[off : off + n_layers])
@@ -379,8 +407,23 @@ def unpack_info(payload: bytes) -> Info:
     if len(strings) < 2 + n_labels + 1 or strings[2 + n_labels] != b"":
         raise DeviceError(f"INFO payload: expected {2 + n_labels} NUL-terminated strings")
     text = [s.decode("utf-8", "replace") for s in strings[: 2 + n_labels]]
-    return Info(proto, window, max_payload, rate, frame_len, hop, n_mels, n_frames, stride,
-                tick_hz, model_hash, acc_bits, text[0], text[1], tuple(text[2:]))
+    return Info(
+        proto,
+        window,
+        max_payload,
+        rate,
+        frame_len,
+        hop,
+        n_mels,
+        n_frames,
+        stride,
+        tick_hz,
+        model_hash,
+        acc_bits,
+        text[0],
+        text[1],
+        tuple(text[2:]),
+    )
 
 
 @dataclass(frozen=True)
@@ -392,10 +435,16 @@ class Stats:
     hops: int  # front-end frames computed
     infer_ticks_last: int
     infer_ticks_min: int
-    frontend_ticks_last: int
+    infer_ticks_total: int  # u32, wraps after 2^32 ticks (171 s at 25 MHz)
+    frontend_ticks_last: int  # the hop that completed last
     frontend_ticks_max: int
+    frontend_ticks_total: int
     detector_ticks_last: int
     rx_bytes: int
+    rx_pauses: int  # times the receive ring filled and the UART was left unread
+    rx_overruns: int
+    uptime_ticks: int  # TIMER0 now (u32, wraps)
+    idle_ticks: int  # asleep waiting for input since reset (u32, wraps)
     parser: Counts
     layer_ticks: tuple[int, ...]  # last inference, per layer
 
@@ -403,16 +452,41 @@ class Stats:
         """Instructions for `ticks` under QEMU -icount shift=0 (1 instruction = 1 ns)."""
         return ticks * 1_000_000_000 // self.tick_hz
 
+    def busy_since(self, before: Stats) -> int:
+        """Ticks the core was awake between two STATS (u32 wrap-around handled)."""
+        up = (self.uptime_ticks - before.uptime_ticks) & 0xFFFFFFFF
+        idle = (self.idle_ticks - before.idle_ticks) & 0xFFFFFFFF
+        return up - idle
 
-_STATS_HEAD = struct.Struct("<I" + "I" * 8 + "I" * 6 + "B")
+
+_STATS_HEAD = struct.Struct("<" + "I" * 21 + "B")
 
 
 def pack_stats(s: Stats) -> bytes:
     c = s.parser
     return _STATS_HEAD.pack(
-        s.tick_hz, s.inferences, s.hops, s.infer_ticks_last, s.infer_ticks_min,
-        s.frontend_ticks_last, s.frontend_ticks_max, s.detector_ticks_last, s.rx_bytes,
-        c.frames, c.bad_header, c.bad_crc, c.oversize, c.truncated, c.noise, len(s.layer_ticks),
+        s.tick_hz,
+        s.inferences,
+        s.hops,
+        s.infer_ticks_last,
+        s.infer_ticks_min,
+        s.infer_ticks_total,
+        s.frontend_ticks_last,
+        s.frontend_ticks_max,
+        s.frontend_ticks_total,
+        s.detector_ticks_last,
+        s.rx_bytes,
+        s.rx_pauses,
+        s.rx_overruns,
+        s.uptime_ticks,
+        s.idle_ticks,
+        c.frames,
+        c.bad_header,
+        c.bad_crc,
+        c.oversize,
+        c.truncated,
+        c.noise,
+        len(s.layer_ticks),
     ) + struct.pack(f"<{len(s.layer_ticks)}I", *s.layer_ticks)
 
 
@@ -422,4 +496,35 @@ def unpack_stats(payload: bytes) -> Stats:
     n = v[-1]
     _need(payload, _STATS_HEAD.size + 4 * n, "STATS")
     layers = struct.unpack_from(f"<{n}I", payload, _STATS_HEAD.size)
-    return Stats(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], Counts(*v[9:15]), layers)
+    return Stats(*v[:15], Counts(*v[15:21]), layers)
+
+
+SEND_RESULT = 0x01
+SEND_DETECTION = 0x02
+
+
+@dataclass(frozen=True)
+class Config:
+    """CONFIG payload: inference stride (frames), what to send, the detector settings."""
+
+    stride: int
+    detector: DetectorConfig
+    flags: int = SEND_RESULT | SEND_DETECTION
+
+
+def pack_config(c: Config) -> bytes:
+    d = c.detector
+    d.check()
+    if not 1 <= c.stride <= 0xFFFF:
+        raise ConfigError(f"stride {c.stride} frames, expected 1..65535")
+    return struct.pack(
+        "<HBBHBB", c.stride, d.smooth, d.temp_shift, d.refractory, c.flags, d.n_classes
+    ) + struct.pack(f"<{d.n_classes}H", *d.thr)
+
+
+def unpack_config(payload: bytes) -> Config:
+    _need(payload, 8, "CONFIG", exact=False)
+    stride, smooth, temp_shift, refractory, flags, n = struct.unpack_from("<HBBHBB", payload)
+    _need(payload, 8 + 2 * n, "CONFIG")
+    thr = struct.unpack_from(f"<{n}H", payload, 8)
+    return Config(stride, DetectorConfig(thr, smooth, temp_shift, refractory), flags)

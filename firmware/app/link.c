@@ -89,7 +89,7 @@ static void send_info(void) {
 }
 
 static void send_stats(void) {
-    uint8_t p[4u * 21u + 1u + 4u * BK_MODEL_N_LAYERS];
+    uint8_t p[4u * 24u + 1u + 4u * BK_MODEL_N_LAYERS];
     const kws_timing_t *t = kws_timing();
     board_rx_counts_t rx;
     board_rx_counts(&rx);
@@ -97,7 +97,7 @@ static void send_stats(void) {
     const uint32_t v[] = {
         BOARD_TICK_HZ, t->inferences, t->hops, t->infer_last, t->infer_min, t->infer_total,
         t->fe_last, t->fe_max, t->fe_total, t->det_last, rx.bytes, rx.pauses, rx.overruns,
-        c->frames, c->bad_header, c->bad_crc, c->oversize, c->truncated, c->noise,
+        board_ticks(), board_idle_ticks(), c->frames, c->bad_header, c->bad_crc, c->oversize, c->truncated, c->noise,
     };
     size_t n = 0;
     for (unsigned i = 0; i < sizeof v / sizeof v[0]; i++, n += 4) bk_put_u32(&p[n], v[i]);

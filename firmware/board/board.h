@@ -37,6 +37,10 @@ void board_wait(uint32_t max_ticks);
 /* Free-running tick counter (wraps every 2^32 ticks, 171 s at 25 MHz). */
 uint32_t board_ticks(void);
 
+/* Ticks spent asleep in board_wait since reset (same clock and wrap as board_ticks):
+ * busy time = elapsed - idle, everything included (interrupts, link, inference). */
+uint32_t board_idle_ticks(void);
+
 /* Receive-side counters since reset. */
 typedef struct {
     uint32_t bytes;     /* bytes taken from the UART */

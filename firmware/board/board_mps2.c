@@ -21,6 +21,7 @@ static volatile uint16_t rx_head;
 static volatile uint16_t rx_tail;
 static volatile uint8_t rx_paused; /* a byte waits in UART0_DATA because the ring was full */
 static volatile uint8_t wake_fired;
+static uint32_t idle_ticks;
 static board_rx_counts_t rx_counts;
 
 static inline void irq_disable(void) { __asm volatile("cpsid i" ::: "memory"); }
@@ -123,12 +124,18 @@ void board_wait(uint32_t max_ticks) {
     /* With interrupts masked, WFI still wakes on a pending interrupt, so a byte that
      * arrives between the check and the WFI cannot be slept through. */
     irq_disable();
-    if (rx_head == rx_tail && !wake_fired) __asm volatile("wfi" ::: "memory");
+    if (rx_head == rx_tail && !wake_fired) {
+        const uint32_t t0 = board_ticks();
+        __asm volatile("wfi" ::: "memory");
+        idle_ticks += board_ticks() - t0; /* the interrupt that woke us runs after this */
+    }
     irq_enable();
     TIMER_CTRL(TIMER1_BASE) = 0u;
 }
 
 uint32_t board_ticks(void) { return 0xFFFFFFFFu - TIMER_VALUE(TIMER0_BASE); }
+
+uint32_t board_idle_ticks(void) { return idle_ticks; }
 
 void board_rx_counts(board_rx_counts_t *out) {
     irq_disable();

@@ -1,0 +1,97 @@
+"""`bnnkws bench mcu [MODEL]`: instructions, flash, RAM and real-time margin on the
+emulated Cortex-M4 (tools/bench_mcu.py), for a model and for N in {8, 16, 32}."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bnnkws.commands.bench_host import bench_actions
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = bench_actions(subparsers).add_parser(
+        "mcu",
+        help="instructions per inference/layer/hop, flash, RAM, real-time margin on the emulated Cortex-M4",
+        description="Build the firmware, run it on QEMU mps2-an386 with -icount shift=0 and read "
+        "the timer figures it reports: instructions per inference and per layer, per front-end "
+        "hop, busy time per second of audio, flash and RAM from the linker map.",
+    )
+    p.add_argument(
+        "model",
+        type=Path,
+        nargs="?",
+        default=None,
+        help="blob or checkpoint (default: the shipped default model, when there is one)",
+    )
+    p.add_argument(
+        "--preset", default="structured", help="trainer preset of the N sweep (default structured)"
+    )
+    p.add_argument(
+        "--bits",
+        type=int,
+        nargs="*",
+        default=[8, 16, 32],
+        metavar="N",
+        help="accumulator widths of the sweep (default 8 16 32; none to skip)",
+    )
+    p.add_argument(
+        "--mode", default="wrap", choices=("wrap", "saturate"), help="accumulator mode of the sweep"
+    )
+    p.add_argument(
+        "--m3", action="store_true", help="also run the first model on mps2-an385 (Cortex-M3)"
+    )
+    p.add_argument(
+        "--doc", type=Path, default=None, help="write the report as markdown (docs/BENCH_MCU.md)"
+    )
+    p.set_defaults(func=_bench_mcu)
+
+
+def default_model() -> Path | None:
+    from bnnkws.commands.demo import shipped_model
+
+    return shipped_model()
+
+
+def _bench_mcu(args: argparse.Namespace) -> int:
+    from bnnkws.bench_mcu import McuCase, format_doc, format_report, measure, preset_model
+    from bnnkws.commands.export import load_any
+    from bnnkws.firmware import default_build_root
+
+    cases = []
+    path = args.model or default_model()
+    if path is not None:
+        loaded = load_any(path)
+        cases.append(
+            McuCase("model" if args.model else "default", f"{Path(path).name}", loaded.model)
+        )
+    for n in args.bits:
+        cases.append(
+            McuCase(
+                f"{args.preset}-N{n}",
+                f"untrained '{args.preset}' preset, {n}-bit {args.mode} hidden accumulators",
+                preset_model(args.preset, n, args.mode),
+            )
+        )
+    if not cases:
+        print("bench mcu: nothing to measure (no model, no --bits)")
+        return 0
+    if args.m3:
+        first = cases[0]
+        cases.insert(1, McuCase(first.name + "-m3", first.description, first.model, "mps2-an385"))
+    root = default_build_root() / "bench-mcu"
+    results = []
+    for case in cases:
+        print(f"bench mcu: {case.name} on {case.target} ...", flush=True)
+        results.append(measure(case, root))
+    print(format_report(results))
+    if args.doc is not None:
+        cmd = "bnnkws bench mcu" + (f" {args.model}" if args.model else "")
+        cmd += (
+            f" --bits {' '.join(map(str, args.bits))}"
+            + (" --m3" if args.m3 else "")
+            + f" --doc {args.doc}"
+        )
+        args.doc.write_text(format_doc(results, cmd))
+        print(f"wrote {args.doc}")
+    return 0
