@@ -3,78 +3,94 @@
  * Fan-in of output (t, o), group g = o / (c_out / groups), cg = c_in / groups:
  *   element i = k * cg + c  ->  x_i = x[t * stride + k][g * cg + c],  times w_i = +1 or -1.
  *
- * Sum over any range R of the fan-in (a tile, or all of it), with P = {i : w_i = +1}:
- *   S_R = sum_{P} x_i - sum_{not P} x_i = 2 * sum_{i in R, w_i = +1} x_i - sum_{i in R} x_i.
- * The last term is the same for every output of the group: computed once per (t, g).
- * The first is done bit-serially, without a multiply: write each int8 in two's
- * complement, x = -128 b7 + sum_{j<7} 2^j b_j, and pack bit j of every element of the
- * fan-in into a bit plane X_j (packed like the weight row). Then
- *   sum_{i in R, w_i = +1} x_i = sum_{j<7} popcount_R(X_j AND W) << j
- *                                - (popcount_R(X_7 AND W) << 7),
- * eight AND + popcount passes over the fan-in words per output, exact.
- * wrap: the whole fan-in is one range, summed as uint32 (exact mod 2^32) and reduced
- * once (accumulator.h). saturate: one range per tile (the last may be shorter), each
- * exact partial (|partial| <= 128 * tile < 2^23) added with saturation in fan-in order.
+ * Quad tables (no multiply, about one add per element and output). Cut the fan-in into
+ * quads of 4 consecutive elements, q = i / 4 (the last quad padded with x = 0). For each
+ * quad and each of the 16 patterns p of 4 weight bits (bit j of p = weight bit of element
+ * 4q + j, 1 = +1), tabulate the exact signed sum
+ *   T[q][p] = sum_{j<4} (bit j of p ? +x_{4q+j} : -x_{4q+j}),
+ * built with 15 additions per quad: T[q][0] = -(x0 + x1 + x2 + x3) and
+ * T[q][p + 2^j] = T[q][p] + 2 x_j for p < 2^j (turning element j from -x_j to +x_j).
+ * The tables depend only on the input window, so they are built once per (t, g) and
+ * shared by the c_out / groups outputs of the group. The weight row is packed LSB first
+ * (bnn.h), so quad q's pattern is the nibble (w[q / 8] >> 4 (q % 8)) & 15, and an output's
+ * exact sum over a run of quads is one table load and one add per quad:
+ *   S = sum_q T[q][nibble_q(w_o)].
+ * |T| <= 4 * 128 = 512 fits int16. Padding weight bits are 0 and padding x = 0, so the
+ * padded quad adds exactly its real elements.
+ * wrap: the whole fan-in is one run, summed as uint32 (exact mod 2^32) and reduced once
+ * (accumulator.h). saturate: tiles of `tile` elements, each tile's exact partial added
+ * with saturation in fan-in order; when tile % 4 = 0 a tile is a run of whole quads,
+ * otherwise (quads would straddle tiles) the elements are added one by one: a weight bit
+ * b selects +x or -x as (x ^ -n) + n with n = 1 - b (two's complement negation when n = 1).
  *
- * Scratch (bk_bconv_int8_scratch_words): 8 planes of BK_WORDS(fan_in) words, then one
- * int32 range sum of x per range.
+ * Scratch (bk_bconv_int8_scratch_words): 16 int16 per quad = 8 words per quad.
  */
 #include "accumulator.h"
 #include "bnn.h"
-#include "popcount.h"
-
-static uint32_t n_ranges(const bk_layer_t *L, uint32_t fan_in) {
-    return L->acc_mode == BK_ACC_WRAP ? 1u : (fan_in + L->tile - 1u) / L->tile;
-}
 
 uint32_t bk_bconv_int8_scratch_words(const bk_layer_t *L) {
     const uint32_t fan_in = (uint32_t)L->kernel * (L->c_in / L->groups);
-    return 8u * BK_WORDS(fan_in) + n_ranges(L, fan_in);
+    return ((fan_in + 3u) >> 2) << 3;
 }
 
-/* Bit planes of the window of group g at step t, and the plain sum of x per range. */
-static void make_planes(const bk_layer_t *L, const int8_t *x0, uint32_t g, uint32_t fan_in,
-                        uint32_t span, uint32_t *planes, int32_t *sums) {
-    const uint32_t cg = (uint32_t)L->c_in / L->groups, fw = BK_WORDS(fan_in);
-    for (uint32_t j = 0; j < (fw << 3); j++) planes[j] = 0;
-    for (uint32_t r = 0, lo = 0; lo < fan_in; r++, lo += span) sums[r] = 0;
-    uint32_t i = 0, r = 0, in_range = 0;
+/* The 16 signed sums of one quad (x[0..3]) into T[0..15]. */
+static void fill_quad(int16_t *T, const int32_t *x) {
+    T[0] = (int16_t)-(x[0] + x[1] + x[2] + x[3]);
+    for (uint32_t e = 0, half = 1; e < 4u; e++, half <<= 1)
+        for (uint32_t p = 0; p < half; p++) T[p + half] = (int16_t)(T[p] + x[e] + x[e]);
+}
+
+/* T[q][16] for every quad of the window of group g starting at row x0. */
+static void build_tables(const bk_layer_t *L, const int8_t *x0, uint32_t g, int16_t *T) {
+    const uint32_t cg = (uint32_t)L->c_in / L->groups;
+    int32_t quad[4];
+    uint32_t j = 0;
     for (uint32_t k = 0; k < L->kernel; k++) {
         const int8_t *row = x0 + (size_t)k * L->c_in + g * cg;
-        for (uint32_t c = 0; c < cg; c++, i++) {
-            const uint32_t v = (uint8_t)row[c]; /* two's complement bits b7..b0 */
-            const uint32_t word = i >> 5, bit = i & 31u;
-            uint32_t *pw = planes + word;
-            for (uint32_t j = 0; j < 8u; j++, pw += fw) *pw |= ((v >> j) & 1u) << bit;
-            sums[r] += row[c];
-            if (++in_range == span) { /* next accumulation range */
-                r++;
-                in_range = 0;
+        for (uint32_t c = 0; c < cg; c++) {
+            quad[j++] = row[c];
+            if (j == 4u) {
+                fill_quad(T, quad);
+                T += 16;
+                j = 0;
             }
         }
     }
-}
-
-/* sum of x where w = +1 over the whole words [w0, w1), mod 2^32 (padding bits are 0) */
-static inline uint32_t pos_words(const uint32_t *planes, const uint32_t *w, uint32_t fw,
-                                 uint32_t w0, uint32_t w1) {
-    uint32_t pos = 0;
-    for (uint32_t i = w0; i < w1; i++) {
-        const uint32_t m = w[i];
-        const uint32_t *p = planes + i; /* plane j of word i at p[j * fw] */
-        for (uint32_t j = 0; j < 7u; j++, p += fw) pos += bk_popcount32(*p & m) << j;
-        pos -= bk_popcount32(*p & m) << 7;
+    if (j) { /* the last quad, padded with x = 0 */
+        while (j < 4u) quad[j++] = 0;
+        fill_quad(T, quad);
     }
-    return pos;
 }
 
-/* the same over the element range [lo, hi) (edge words masked) */
-static inline uint32_t pos_range(const uint32_t *planes, const uint32_t *w, uint32_t fw,
-                                 uint32_t lo, uint32_t hi) {
-    uint32_t pos = 0;
-    for (uint32_t j = 0; j < 7u; j++, planes += fw)
-        pos += bk_popcount_range(planes, w, lo, hi, BK_POP_AND) << j;
-    return pos - (bk_popcount_range(planes, w, lo, hi, BK_POP_AND) << 7);
+/* Exact sum over quads [q0, q1) of output weights w: one load and one add per quad. */
+static inline uint32_t sum_quads(const int16_t *T, const uint32_t *w, uint32_t q0, uint32_t q1) {
+    uint32_t s = 0; /* two's complement, mod 2^32 */
+    const int16_t *t = T + ((size_t)q0 << 4);
+    uint32_t q = q0;
+    while (q < q1) {
+        uint32_t bits = w[q >> 3] >> ((q & 7u) << 2);
+        const uint32_t stop = q1 < ((q | 7u) + 1u) ? q1 : ((q | 7u) + 1u); /* end of word */
+        for (; q < stop; q++, bits >>= 4, t += 16) s += (uint32_t)(int32_t)t[bits & 15u];
+    }
+    return s;
+}
+
+/* Exact sum over elements [lo, hi) one element at a time (tiles that split quads). */
+static int32_t sum_elements(const bk_layer_t *L, const int8_t *x0, uint32_t g,
+                            const uint32_t *w, uint32_t lo, uint32_t hi) {
+    const uint32_t cg = (uint32_t)L->c_in / L->groups;
+    uint32_t k = lo / cg, c = lo - k * cg; /* once per tile */
+    const int8_t *row = x0 + (size_t)k * L->c_in + g * cg;
+    int32_t s = 0;
+    for (uint32_t i = lo; i < hi; i++) {
+        const int32_t n = (int32_t)(((w[i >> 5] >> (i & 31u)) & 1u) ^ 1u);
+        s += (row[c] ^ -n) + n;
+        if (++c == cg) {
+            c = 0;
+            row += L->c_in;
+        }
+    }
+    return s;
 }
 
 /* a two's complement uint32 read as int32, without implementation-defined conversion */
@@ -86,39 +102,32 @@ void bk_bconv_int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_
                         uint32_t *scratch) {
     const uint32_t cg = (uint32_t)L->c_in / L->groups, og = (uint32_t)L->c_out / L->groups;
     const uint32_t fan_in = (uint32_t)L->kernel * cg, fw = BK_WORDS(fan_in);
-    const uint32_t span = L->acc_mode == BK_ACC_WRAP ? fan_in : L->tile;
-    const uint32_t nr = n_ranges(L, fan_in);
-    /* ranges of whole words: wrap (one range), or tiles of a multiple of 32 elements */
-    const int whole = L->acc_mode == BK_ACC_WRAP || (L->tile & 31u) == 0u;
-    const uint32_t span_w = L->acc_mode == BK_ACC_WRAP ? fw : L->tile >> 5;
-    const int8_t *x0 = x + (size_t)t * L->stride * L->c_in;
+    const uint32_t quads = (fan_in + 3u) >> 2;
     /* layer fields in locals: stores through acc may alias the uint8_t fields of *L */
     const int wrap = L->acc_mode == BK_ACC_WRAP;
     const unsigned bits = L->acc_bits;
+    const uint32_t tile = L->tile;
     const int32_t lo_lim = bk_acc_lo(bits), hi_lim = bk_acc_hi(bits);
-    uint32_t *planes = scratch;
-    int32_t *sums = (int32_t *)(scratch + 8u * fw);
+    const int by_quad = wrap || (tile & 3u) == 0u;
+    const int8_t *x0 = x + (size_t)t * L->stride * L->c_in;
+    int16_t *T = (int16_t *)scratch;
     for (uint32_t g = 0; g < L->groups; g++) {
-        make_planes(L, x0, g, fan_in, span, planes, sums);
+        if (by_quad) build_tables(L, x0, g, T);
         for (uint32_t o = g * og; o < (g + 1u) * og; o++) {
             const uint32_t *w = L->weights + (size_t)o * fw;
-            uint32_t total = 0; /* wrap: exact sum mod 2^32 */
-            int32_t s = 0;      /* saturate: the accumulator */
-            for (uint32_t r = 0, lo = 0, w0 = 0; r < nr; r++, lo += span, w0 += span_w) {
-                uint32_t pos;
-                if (whole) {
-                    const uint32_t w1 = w0 + span_w < fw ? w0 + span_w : fw;
-                    pos = pos_words(planes, w, fw, w0, w1);
-                } else {
-                    pos = pos_range(planes, w, fw, lo, lo + span < fan_in ? lo + span : fan_in);
-                }
-                const uint32_t part = (pos << 1) - (uint32_t)sums[r];
-                if (wrap)
-                    total += part;
-                else /* |part| <= 128 * tile < 2^23 */
-                    s = bk_acc_sat_add_lim(s, as_int32(part), lo_lim, hi_lim);
+            if (wrap) {
+                acc[o] = bk_acc_wrap(sum_quads(T, w, 0, quads), bits);
+                continue;
             }
-            acc[o] = wrap ? bk_acc_wrap(total, bits) : s;
+            int32_t s = 0;
+            for (uint32_t lo = 0; lo < fan_in; lo += tile) {
+                const uint32_t hi = fan_in - lo < tile ? fan_in : lo + tile;
+                /* |partial| <= 128 * tile < 2^23 */
+                const int32_t p = by_quad ? as_int32(sum_quads(T, w, lo >> 2, (hi + 3u) >> 2))
+                                          : sum_elements(L, x0, g, w, lo, hi);
+                s = bk_acc_sat_add_lim(s, p, lo_lim, hi_lim);
+            }
+            acc[o] = s;
         }
     }
 }

@@ -5,7 +5,7 @@
  *   A = max over layers of t_out * row_words (the largest activation), layer i writes
  *       ping (i even) or pong (i odd) and reads the other one (the features for i = 0);
  *   S = max over layers of bk_layer_scratch_words: one accumulator row (c_out int32)
- *       plus the kernel's scratch (bit planes or the gathered fan-in, range sums).
+ *       plus the kernel's scratch (quad tables, or the gathered fan-in and range counts).
  * The generator computes the same number (generator/emit_c.py work_words) and emits it
  * as bk_model_t.work_words; a test checks both agree.
  */

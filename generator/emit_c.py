@@ -49,13 +49,14 @@ def layer_row_words(layer, channels: int) -> int:
 
 def layer_scratch_words(layer) -> int:
     """bnn_model.c bk_layer_scratch_words: accumulator row + the kernel's scratch
-    (bconv_int8.c: 8 bit planes; bconv_bin.c: the gathered fan-in; both: one word per
-    accumulation range)."""
+    (bconv_int8.c: 16 int16 sums per quad of 4 fan-in elements; bconv_bin.c: the gathered
+    fan-in and one popcount per accumulation range)."""
     if not isinstance(layer, ConvLayer):
         return 0
+    if layer.input == "int8":
+        return layer.c_out + 8 * (-(-layer.fan_in // 4))
     ranges = 1 if layer.acc_mode == "wrap" else -(-layer.fan_in // layer.tile)
-    planes = 8 if layer.input == "int8" else 1
-    return layer.c_out + planes * words(layer.fan_in) + ranges
+    return layer.c_out + words(layer.fan_in) + ranges
 
 
 def work_words(model: IntegerModel) -> int:

@@ -251,6 +251,8 @@ MODE = {"wrap": 0, "saturate": 1}
 
 
 def _ptr(ctype: str, arr: np.ndarray):
+    """A typed pointer into `arr`. It does not keep `arr` alive: the caller must hold a
+    reference to the array for as long as C uses the pointer."""
     return ffi.cast(ctype, ffi.from_buffer(arr))
 
 
@@ -393,13 +395,10 @@ class CNet:
         t_out = int(self.lib.bk_layer_out_len(L, t_in))
         row = int(self.lib.bk_layer_row_words(L))
         y = np.zeros((t_out, row), dtype=np.int32 if self._scores(i) else np.uint32)
+        scratch = self._scratch(i)  # held here while C writes into it
         if t_out:
             self.lib.bk_layer_forward(
-                L,
-                ffi.from_buffer(xin),
-                t_in,
-                ffi.from_buffer(y),
-                _ptr("uint32_t *", self._scratch(i)),
+                L, ffi.from_buffer(xin), t_in, ffi.from_buffer(y), _ptr("uint32_t *", scratch)
             )
         if self._scores(i):
             return y
@@ -417,13 +416,14 @@ class CNet:
         xin = self._input(i, x)
         t_out = int(self.lib.bk_layer_out_len(L, xin.shape[0]))
         acc = np.zeros((t_out, int(L.c_out)), dtype=np.int32)
+        scratch = self._scratch(i)  # held here while C writes into it
         if t_out:
             self.lib.bk_conv_accumulate(
                 L,
                 ffi.from_buffer(xin),
                 xin.shape[0],
                 _ptr("int32_t *", acc),
-                _ptr("uint32_t *", self._scratch(i)),
+                _ptr("uint32_t *", scratch),
             )
         return acc
 
