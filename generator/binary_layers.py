@@ -19,7 +19,7 @@ therefore *equal* to the deployed ones, not an approximation of them.
 
 Backward. Weights and activations are binarised with the straight-through estimate
 (gradient passed where |v| <= 1), and the N-bit accumulator is the identity in the
-backward pass: ``acc = exact + (acc_N - exact).detach()``.
+backward pass (its gradient is that of the exact sum).
 
 Overflow. An output overflows when its N-bit accumulator differs from the exact sum;
 :class:`OverflowStats` counts how often and by how much, and :meth:`BinaryConv1d.excess`
@@ -99,6 +99,37 @@ class _StepSTE(torch.autograd.Function):
     def backward(ctx, g: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         (v,) = ctx.saved_tensors
         return g * (v.abs() <= 1).to(g.dtype)
+
+
+class _StraightThrough(torch.autograd.Function):
+    """Forward the simulated accumulator, backward the gradient of the exact sum unchanged."""
+
+    @staticmethod
+    def forward(ctx, exact: torch.Tensor, acc: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return acc
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
+        return g, None
+
+
+class _MaskedStraightThrough(torch.autograd.Function):
+    """Like _StraightThrough, but no gradient through outputs whose accumulator overflowed.
+
+    A wrapped sum sits at the far end of the range from the exact one, so the identity
+    gradient there points the wrong way (pushing a too-large sum further up); the overflow
+    penalty, not the task loss, is what should move such sums.
+    """
+
+    @staticmethod
+    def forward(ctx, exact: torch.Tensor, acc: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(acc == exact)
+        return acc
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
+        (ok,) = ctx.saved_tensors
+        return g * ok.to(g.dtype), None
 
 
 def sign_ste(v: torch.Tensor) -> torch.Tensor:
@@ -203,6 +234,8 @@ class BinaryConv1d(nn.Module):
         self.weight = nn.Parameter(torch.empty(c_out, c_in // groups, kernel).uniform_(-0.05, 0.05))
         self.stats: OverflowStats | None = None  # set to OverflowStats() to count
         self.want_excess = False
+        self.mask_overflow_grad = False  # collaborative training: see _MaskedStraightThrough
+        self.excess_bits: int | None = None  # range the excess is measured against (default: acc)
         self.last_excess: torch.Tensor | None = None
         self.last_acc: torch.Tensor | None = None  # accumulators of the last forward (detached)
         self.keep_acc = False
@@ -270,6 +303,12 @@ class BinaryConv1d(nn.Module):
         else:
             part = None
             exact = F.conv1d(x, w, stride=self.stride, groups=self.groups)
+        if exact.is_cuda:
+            # cuDNN may pick FFT/Winograd kernels whose float error is far below 0.5:
+            # rounding restores the exact integer sums (gradient unchanged)
+            exact = exact + (torch.round(exact) - exact).detach()
+            if part is not None:
+                part = torch.round(part)
         with torch.no_grad():
             if spec.mode == "wrap":
                 acc = exact if spec.bits >= 32 else wrap_tensor(exact, spec.bits)
@@ -280,16 +319,19 @@ class BinaryConv1d(nn.Module):
         if self.stats is not None:
             self.stats.add(exact.detach(), acc, spec)
         if self.want_excess:
-            limit = float(spec.hi)
+            limit = float((1 << ((self.excess_bits or spec.bits) - 1)) - 1)
             if part is not None:
                 prefix = part.cumsum(-1)
                 over = (prefix.abs() - limit).clamp_min(0).amax(-1)
             else:
                 over = (exact.abs() - limit).clamp_min(0)
-            self.last_excess = over.float().mean() / (limit + 1)
+            self.last_excess = over.float().mean()
         if self.keep_acc:
             self.last_acc = acc.detach()
-        return exact, exact + (acc - exact).detach()
+        if acc is exact:
+            return exact, exact
+        ste = _MaskedStraightThrough if self.mask_overflow_grad else _StraightThrough
+        return exact, ste.apply(exact, acc)
 
 
 class OrPool(nn.Module):

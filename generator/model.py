@@ -139,15 +139,20 @@ class BnnLayer(nn.Module):
 # Architecture configuration
 # --------------------------------------------------------------------------------------
 def bnn_preset(name: str, n_classes: int = 10) -> dict:
-    """The BNN architectures of the ablation.
+    """The two BNN architectures of the ablation; they differ only where overflow is decided.
 
-    ``dense``: {-1,+1} activations, full (ungrouped) convolutions, float batch-norm:
-    a plain BNN whose fan-in (192..448) overflows narrow accumulators.
-    ``structured``: {0,1} activations, grouped convolutions with channel shuffle and OR
-    pooling before a grouped last layer: every hidden and last fan-in is at most 64, so
-    at N = 8 no sum can leave the accumulator range, and at N = 6 few do.
+    Both: int8 first layer 40 -> 128 channels (kernel 3, stride 2, 16-bit accumulator),
+    three binary temporal convolutions (128, 128, 12 per class; kernel 3; OR pooling by 2
+    after the first), and a last layer whose kernel covers the 7 remaining steps.
+
+    ``dense``: {-1,+1} activations and an ungrouped last layer: hidden fan-in 384, last
+    fan-in 7 * 12 * n_classes (840 for 10 classes), far beyond 2^(N-1) for N <= 10.
+    ``structured``: {0,1} activations (a sum only counts the active inputs, so typical
+    magnitudes halve) and a last layer grouped per class: class k sees only its own 12
+    channels, fan-in 84 < 128, so at N >= 8 the scores can never overflow.
     Accumulator and batch-norm kind are set by the caller (see :func:`bnn_config`).
     """
+    per_class = 12
     if name == "dense":
         return {
             "kind": "bnn",
@@ -156,11 +161,11 @@ def bnn_preset(name: str, n_classes: int = 10) -> dict:
             "n_mels": N_MELS,
             "n_classes": n_classes,
             "act": "pm1",
-            "first": {"c_out": 64, "kernel": 3, "stride": 2, "acc_bits": 16},
+            "first": {"c_out": 128, "kernel": 3, "stride": 2, "acc_bits": 16},
             "blocks": [
-                {"c_out": 64, "kernel": 3, "stride": 1, "groups": 1, "pool": 2},
-                {"c_out": 64, "kernel": 3, "stride": 1, "groups": 1, "pool": 1},
-                {"c_out": 64, "kernel": 3, "stride": 1, "groups": 1, "pool": 1},
+                {"c_out": 128, "kernel": 3, "stride": 1, "groups": 1, "pool": 2},
+                {"c_out": 128, "kernel": 3, "stride": 1, "groups": 1, "pool": 1},
+                {"c_out": per_class * n_classes, "kernel": 3, "stride": 1, "groups": 1, "pool": 1},
             ],
             "last": {"groups": 1, "pool": 1},
         }
@@ -174,11 +179,11 @@ def bnn_preset(name: str, n_classes: int = 10) -> dict:
             "act": "01",
             "first": {"c_out": 128, "kernel": 3, "stride": 2, "acc_bits": 16},
             "blocks": [
-                {"c_out": 128, "kernel": 3, "stride": 1, "groups": 8, "pool": 2},
-                {"c_out": 128, "kernel": 3, "stride": 1, "groups": 8, "pool": 1},
-                {"c_out": 128, "kernel": 3, "stride": 1, "groups": 8, "pool": 1},
+                {"c_out": 128, "kernel": 3, "stride": 1, "groups": 1, "pool": 2},
+                {"c_out": 128, "kernel": 3, "stride": 1, "groups": 1, "pool": 1},
+                {"c_out": per_class * n_classes, "kernel": 3, "stride": 1, "groups": 1, "pool": 1},
             ],
-            "last": {"groups": 2, "pool": 0},
+            "last": {"groups": n_classes, "pool": 1},
         }
     raise ValueError(f"unknown BNN preset {name!r}, expected dense or structured")
 

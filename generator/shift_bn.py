@@ -87,8 +87,8 @@ class ShiftBatchNorm(nn.Module):
         self.eps = eps
         self.gamma = nn.Parameter(torch.ones(channels))
         self.beta = nn.Parameter(torch.zeros(channels))
-        self.register_buffer("running_mean", torch.zeros(channels, dtype=torch.float64))
-        self.register_buffer("running_var", torch.ones(channels, dtype=torch.float64))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
         self.update_stats = True  # switched off for a partner (second) forward pass
 
     def scale(self, var: torch.Tensor) -> torch.Tensor:
@@ -96,22 +96,21 @@ class ShiftBatchNorm(nn.Module):
         return ap2(raw) if self.ap2_scale else raw
 
     def forward(self, acc: torch.Tensor) -> torch.Tensor:
-        """Float training form y = scale * (acc - mean) + beta on [B, C, T]."""
+        """Float training form y = scale * (acc - mean) + beta on [B, C, T].
+
+        Written as y = x_hat * (scale * sigma) + beta with x_hat from torch's fused
+        batch-norm (gradients through the batch statistics included); sigma enters the
+        effective gain detached, so the gain's gradient reaches gamma as in a plain BN.
+        """
         if self.training:
-            mean = acc.mean(dim=(0, 2))
-            var = acc.var(dim=(0, 2), unbiased=False)
-            if self.update_stats:
-                with torch.no_grad():
-                    n = acc.shape[0] * acc.shape[2]
-                    unbiased = var.detach().double() * n / max(n - 1, 1)
-                    m = self.momentum
-                    self.running_mean.mul_(1 - m).add_(m * mean.detach().double())
-                    self.running_var.mul_(1 - m).add_(m * unbiased)
+            rm, rv = (self.running_mean, self.running_var) if self.update_stats else (None, None)
+            x_hat, _, invstd = torch.native_batch_norm(acc, None, None, rm, rv, True, self.momentum, self.eps)
+            var = (invstd.detach().double() ** -2 - self.eps).clamp_min(0).to(acc.dtype)
         else:
-            mean = self.running_mean.to(acc.dtype)
-            var = self.running_var
-        sc = self.scale(var)
-        return sc[None, :, None] * (acc - mean[None, :, None]) + self.beta[None, :, None]
+            var = self.running_var.to(acc.dtype)
+            x_hat = (acc - self.running_mean.to(acc.dtype)[None, :, None]) / torch.sqrt(var + self.eps)[None, :, None]
+        gain = self.scale(var) * torch.sqrt(var.to(self.gamma.dtype) + self.eps)
+        return torch.addcmul(self.beta[None, :, None], x_hat, gain[None, :, None])
 
     # -- integer forms -------------------------------------------------------------------
     def _float_params(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
