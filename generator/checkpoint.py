@@ -16,6 +16,7 @@ raises FormatError naming the file.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import zipfile
@@ -55,13 +56,13 @@ def save_checkpoint(
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "bnnkws_version": __version__,
-        "config": config,
+        "config": _plain(config),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "labels": list(labels),
         "frontend": frontend.to_bytes(),
         "accumulator": acc,
-        "metrics": metrics or {},
-        "train": train or {},
+        "metrics": _plain(metrics or {}),
+        "train": _plain(train or {}),
     }
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -72,6 +73,18 @@ def save_checkpoint(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _plain(obj: Any) -> Any:
+    """Metadata as JSON types only (numpy scalars -> numbers, anything else -> str), so that
+    ``torch.load(weights_only=True)`` accepts it."""
+
+    def default(o: Any) -> Any:
+        if hasattr(o, "tolist"):
+            return o.tolist()
+        return str(o)
+
+    return json.loads(json.dumps(obj, default=default))
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
