@@ -303,6 +303,8 @@ def test_stats_result_detection_nak_round_trip():
         0,
         7000,
         4000,
+        600,
+        2048,
         P.Counts(1, 2, 3, 4, 5, 6),
         (10, 20, 30),
     )

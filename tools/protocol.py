@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import IntEnum
 
 from bnnkws.detector import ConfigError, DetectorConfig
@@ -445,6 +445,8 @@ class Stats:
     rx_overruns: int
     uptime_ticks: int  # TIMER0 now (u32, wraps)
     idle_ticks: int  # asleep waiting for input since reset (u32, wraps)
+    stack_used: int  # deepest stack use since reset, bytes
+    stack_size: int  # bytes reserved for the stack
     parser: Counts
     layer_ticks: tuple[int, ...]  # last inference, per layer
 
@@ -459,35 +461,17 @@ class Stats:
         return up - idle
 
 
-_STATS_HEAD = struct.Struct("<" + "I" * 21 + "B")
+# STATS payload: the u32 fields of Stats in declaration order, the 6 parser counts (u32),
+# u8 number of layers, u32 ticks per layer (firmware/app/link.c send_stats).
+_STATS_U32 = [f.name for f in fields(Stats) if f.name not in ("parser", "layer_ticks")]
+_COUNTS = [f.name for f in fields(Counts)]
+_STATS_HEAD = struct.Struct("<" + "I" * (len(_STATS_U32) + len(_COUNTS)) + "B")
 
 
 def pack_stats(s: Stats) -> bytes:
-    c = s.parser
-    return _STATS_HEAD.pack(
-        s.tick_hz,
-        s.inferences,
-        s.hops,
-        s.infer_ticks_last,
-        s.infer_ticks_min,
-        s.infer_ticks_total,
-        s.frontend_ticks_last,
-        s.frontend_ticks_max,
-        s.frontend_ticks_total,
-        s.detector_ticks_last,
-        s.rx_bytes,
-        s.rx_pauses,
-        s.rx_overruns,
-        s.uptime_ticks,
-        s.idle_ticks,
-        c.frames,
-        c.bad_header,
-        c.bad_crc,
-        c.oversize,
-        c.truncated,
-        c.noise,
-        len(s.layer_ticks),
-    ) + struct.pack(f"<{len(s.layer_ticks)}I", *s.layer_ticks)
+    values = [getattr(s, n) for n in _STATS_U32] + [getattr(s.parser, n) for n in _COUNTS]
+    head = _STATS_HEAD.pack(*values, len(s.layer_ticks))
+    return head + struct.pack(f"<{len(s.layer_ticks)}I", *s.layer_ticks)
 
 
 def unpack_stats(payload: bytes) -> Stats:
@@ -496,7 +480,8 @@ def unpack_stats(payload: bytes) -> Stats:
     n = v[-1]
     _need(payload, _STATS_HEAD.size + 4 * n, "STATS")
     layers = struct.unpack_from(f"<{n}I", payload, _STATS_HEAD.size)
-    return Stats(*v[:15], Counts(*v[15:21]), layers)
+    k = len(_STATS_U32)
+    return Stats(*v[:k], parser=Counts(*v[k : k + len(_COUNTS)]), layer_ticks=layers)
 
 
 SEND_RESULT = 0x01

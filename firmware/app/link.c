@@ -20,13 +20,45 @@ static uint8_t expected_seq;
 static uint8_t tx_seq;
 static uint32_t last_rx_tick;
 
-static void send_frame(uint8_t type, const uint8_t *payload, uint16_t len) {
-    uint8_t head[BK_PROTO_HEADER], tail[BK_PROTO_TRAILER];
+/* Frames go out as they are produced, the CRC computed on the way: no transmit buffer. */
+static uint32_t tx_crc;
+
+static void tx_begin(uint8_t type, uint16_t len) {
+    uint8_t head[BK_PROTO_HEADER];
     bk_proto_header(head, type, tx_seq++, len);
-    bk_put_u32(tail, bk_crc32(bk_crc32(0, head, sizeof head), payload, len));
+    tx_crc = bk_crc32(0, head, sizeof head);
     board_uart_write(head, sizeof head);
-    board_uart_write(payload, len);
+}
+
+static void tx_put(const void *p, size_t n) {
+    tx_crc = bk_crc32(tx_crc, p, n);
+    board_uart_write((const uint8_t *)p, n);
+}
+
+static void tx_u8(uint8_t v) { tx_put(&v, 1); }
+
+static void tx_u16(uint16_t v) {
+    uint8_t b[2];
+    bk_put_u16(b, v);
+    tx_put(b, 2);
+}
+
+static void tx_u32(uint32_t v) {
+    uint8_t b[4];
+    bk_put_u32(b, v);
+    tx_put(b, 4);
+}
+
+static void tx_end(void) {
+    uint8_t tail[BK_PROTO_TRAILER];
+    bk_put_u32(tail, tx_crc);
     board_uart_write(tail, sizeof tail);
+}
+
+static void send_frame(uint8_t type, const uint8_t *payload, uint16_t len) {
+    tx_begin(type, len);
+    tx_put(payload, len);
+    tx_end();
 }
 
 static void send_ack(uint8_t seq) { send_frame(BK_MSG_ACK, &seq, 1); }
@@ -37,13 +69,12 @@ static void send_nak(uint8_t seq, uint8_t reason) {
 }
 
 static void send_error(uint8_t code, uint8_t seq, const char *text) {
-    uint8_t p[2 + 80];
-    size_t n = strlen(text);
-    if (n > sizeof p - 2u) n = sizeof p - 2u;
-    p[0] = code;
-    p[1] = seq;
-    memcpy(&p[2], text, n);
-    send_frame(BK_MSG_ERROR, p, (uint16_t)(2u + n));
+    const size_t n = strlen(text);
+    tx_begin(BK_MSG_ERROR, (uint16_t)(2u + n));
+    tx_u8(code);
+    tx_u8(seq);
+    tx_put(text, n);
+    tx_end();
 }
 
 /* ---- replies ---------------------------------------------------------------------- */
@@ -51,45 +82,50 @@ static uint8_t hex_nibble(char c) {
     return (uint8_t)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
 }
 
-static size_t put_string(uint8_t *p, size_t room, const char *s) {
-    size_t n = strlen(s) + 1u; /* with its NUL */
-    if (n > room) return 0;
-    memcpy(p, s, n);
+static unsigned conv_layers(void) {
+    unsigned n = 0;
+    for (unsigned i = 0; i < BK_MODEL_N_LAYERS; i++) n += bk_model.layers[i].kind == BK_LAYER_CONV;
     return n;
 }
 
-static void send_info(void) {
-    uint8_t p[BK_PROTO_MAX_PAYLOAD];
+/* INFO layout: docs/PROTOCOL.md (tools/protocol.py pack_info). */
+static int send_info(uint8_t seq) {
     const bk_fe_params_t *fe = &bk_model_frontend;
-    size_t n = 0;
-    p[n++] = BK_PROTO_VERSION;
-    p[n++] = (uint8_t)(1u + BOARD_RX_RING / BK_PROTO_MAX_FRAME); /* rx window */
-    bk_put_u16(&p[n], BK_PROTO_MAX_PAYLOAD), n += 2;
-    bk_put_u16(&p[n], fe->sample_rate), n += 2;
-    bk_put_u16(&p[n], fe->frame_len), n += 2;
-    bk_put_u16(&p[n], fe->hop), n += 2;
-    p[n++] = (uint8_t)BK_MODEL_N_MELS;
-    p[n++] = (uint8_t)BK_MODEL_N_FRAMES;
-    bk_put_u16(&p[n], kws_config()->stride), n += 2;
-    bk_put_u32(&p[n], BOARD_TICK_HZ), n += 4;
-    for (unsigned i = 0; i < 8u; i++) /* first 8 bytes of the model hash */
-        p[n++] = (uint8_t)(hex_nibble(BK_MODEL_HASH[2 * i]) << 4 | hex_nibble(BK_MODEL_HASH[2 * i + 1]));
-    uint8_t *n_conv = &p[n++];
-    *n_conv = 0;
-    for (unsigned i = 0; i < BK_MODEL_N_LAYERS; i++) {
-        if (bk_model.layers[i].kind != BK_LAYER_CONV) continue;
-        p[n++] = bk_model.layers[i].acc_bits;
-        (*n_conv)++;
+    const char *text[2 + BK_MODEL_N_CLASSES];
+    text[0] = BK_FIRMWARE_VERSION;
+    text[1] = board_name();
+    for (unsigned c = 0; c < BK_MODEL_N_CLASSES; c++) text[2 + c] = bk_model.labels[c];
+    const unsigned n_conv = conv_layers();
+    size_t len = 27u + n_conv + 1u;
+    for (unsigned i = 0; i < 2u + BK_MODEL_N_CLASSES; i++) len += strlen(text[i]) + 1u;
+    if (len > BK_PROTO_MAX_PAYLOAD) { /* labels too long for one frame: say so */
+        send_error(BK_ERR_BAD_PAYLOAD, seq, "INFO does not fit one frame (labels too long)");
+        return 1;
     }
-    p[n++] = (uint8_t)BK_MODEL_N_CLASSES;
-    n += put_string(&p[n], sizeof p - n, BK_FIRMWARE_VERSION);
-    n += put_string(&p[n], sizeof p - n, board_name());
-    for (unsigned c = 0; c < BK_MODEL_N_CLASSES; c++) n += put_string(&p[n], sizeof p - n, bk_model.labels[c]);
-    send_frame(BK_MSG_INFO, p, (uint16_t)n);
+    tx_begin(BK_MSG_INFO, (uint16_t)len);
+    tx_u8(BK_PROTO_VERSION);
+    tx_u8((uint8_t)(1u + BOARD_RX_RING / BK_PROTO_MAX_FRAME)); /* rx window */
+    tx_u16(BK_PROTO_MAX_PAYLOAD);
+    tx_u16(fe->sample_rate);
+    tx_u16(fe->frame_len);
+    tx_u16(fe->hop);
+    tx_u8((uint8_t)BK_MODEL_N_MELS);
+    tx_u8((uint8_t)BK_MODEL_N_FRAMES);
+    tx_u16(kws_config()->stride);
+    tx_u32(BOARD_TICK_HZ);
+    for (unsigned i = 0; i < 8u; i++) /* first 8 bytes of the model hash */
+        tx_u8((uint8_t)(hex_nibble(BK_MODEL_HASH[2 * i]) << 4 | hex_nibble(BK_MODEL_HASH[2 * i + 1])));
+    tx_u8((uint8_t)n_conv);
+    for (unsigned i = 0; i < BK_MODEL_N_LAYERS; i++)
+        if (bk_model.layers[i].kind == BK_LAYER_CONV) tx_u8(bk_model.layers[i].acc_bits);
+    tx_u8((uint8_t)BK_MODEL_N_CLASSES);
+    for (unsigned i = 0; i < 2u + BK_MODEL_N_CLASSES; i++) tx_put(text[i], strlen(text[i]) + 1u);
+    tx_end();
+    return 0;
 }
 
+/* STATS layout: tools/protocol.py Stats (u32 fields in order, parser counts, layers). */
 static void send_stats(void) {
-    uint8_t p[4u * 24u + 1u + 4u * BK_MODEL_N_LAYERS];
     const kws_timing_t *t = kws_timing();
     board_rx_counts_t rx;
     board_rx_counts(&rx);
@@ -97,30 +133,32 @@ static void send_stats(void) {
     const uint32_t v[] = {
         BOARD_TICK_HZ, t->inferences, t->hops, t->infer_last, t->infer_min, t->infer_total,
         t->fe_last, t->fe_max, t->fe_total, t->det_last, rx.bytes, rx.pauses, rx.overruns,
-        board_ticks(), board_idle_ticks(), c->frames, c->bad_header, c->bad_crc, c->oversize, c->truncated, c->noise,
+        board_ticks(), board_idle_ticks(), board_stack_used(), board_stack_size(),
+        c->frames, c->bad_header, c->bad_crc, c->oversize, c->truncated, c->noise,
     };
-    size_t n = 0;
-    for (unsigned i = 0; i < sizeof v / sizeof v[0]; i++, n += 4) bk_put_u32(&p[n], v[i]);
-    p[n++] = (uint8_t)BK_MODEL_N_LAYERS;
-    for (unsigned i = 0; i < BK_MODEL_N_LAYERS; i++, n += 4) bk_put_u32(&p[n], t->layer[i]);
-    send_frame(BK_MSG_STATS, p, (uint16_t)n);
+    const unsigned n_v = sizeof v / sizeof v[0];
+    tx_begin(BK_MSG_STATS, (uint16_t)(4u * n_v + 1u + 4u * BK_MODEL_N_LAYERS));
+    for (unsigned i = 0; i < n_v; i++) tx_u32(v[i]);
+    tx_u8((uint8_t)BK_MODEL_N_LAYERS);
+    for (unsigned i = 0; i < BK_MODEL_N_LAYERS; i++) tx_u32(t->layer[i]);
+    tx_end();
 }
 
 static void emit(const kws_output_t *out) {
     const uint8_t flags = kws_config()->flags;
     if (flags & BK_APP_SEND_RESULT) {
-        uint8_t p[4u + 4u * BK_MODEL_N_CLASSES];
-        bk_put_u32(p, out->frame);
-        for (unsigned c = 0; c < BK_MODEL_N_CLASSES; c++) bk_put_u32(&p[4u + 4u * c], (uint32_t)out->scores[c]);
-        send_frame(BK_MSG_RESULT, p, sizeof p);
+        tx_begin(BK_MSG_RESULT, 4u + 4u * BK_MODEL_N_CLASSES);
+        tx_u32(out->frame);
+        for (unsigned c = 0; c < BK_MODEL_N_CLASSES; c++) tx_u32((uint32_t)out->scores[c]);
+        tx_end();
     }
     if (out->detected && (flags & BK_APP_SEND_DETECTION)) {
-        uint8_t p[8];
-        bk_put_u32(p, out->detection.frame);
-        p[4] = out->detection.label;
-        p[5] = 0;
-        bk_put_u16(&p[6], out->detection.posterior);
-        send_frame(BK_MSG_DETECTION, p, sizeof p);
+        tx_begin(BK_MSG_DETECTION, 8u);
+        tx_u32(out->detection.frame);
+        tx_u8(out->detection.label);
+        tx_u8(0);
+        tx_u16(out->detection.posterior);
+        tx_end();
     }
 }
 
@@ -171,7 +209,7 @@ static void handle(const bk_proto_event_t *ev) {
     expected_seq++;
     switch (ev->type) {
     case BK_MSG_INFO_REQ:
-        send_info();
+        if (send_info(seq)) return;
         break;
     case BK_MSG_STATS_REQ:
         send_stats();

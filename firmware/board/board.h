@@ -41,6 +41,10 @@ uint32_t board_ticks(void);
  * busy time = elapsed - idle, everything included (interrupts, link, inference). */
 uint32_t board_idle_ticks(void);
 
+/* Deepest stack use since reset (bytes; the stack is painted at reset) and its size. */
+uint32_t board_stack_used(void);
+uint32_t board_stack_size(void);
+
 /* Receive-side counters since reset. */
 typedef struct {
     uint32_t bytes;     /* bytes taken from the UART */

@@ -4,7 +4,9 @@
 #include "board.h"
 #include "cmsdk.h"
 
-extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
+extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _sstack, _estack;
+
+#define STACK_PAINT 0xA5A5A5A5u
 extern int main(void);
 
 void Reset_Handler(void);
@@ -47,10 +49,22 @@ __attribute__((section(".vectors"), used)) static const vector_t vectors[16 + 32
     [16 + 31] = Unexpected_Handler,
 };
 
+uint32_t board_stack_used(void) {
+    const uint32_t *p = &_sstack;
+    while (p < &_estack && *p == STACK_PAINT) p++;
+    return (uint32_t)((uintptr_t)&_estack - (uintptr_t)p);
+}
+
+uint32_t board_stack_size(void) { return (uint32_t)((uintptr_t)&_estack - (uintptr_t)&_sstack); }
+
 void Reset_Handler(void) {
     uint32_t *src = &_sidata;
     for (uint32_t *dst = &_sdata; dst < &_edata;) *dst++ = *src++;
     for (uint32_t *dst = &_sbss; dst < &_ebss;) *dst++ = 0u;
+    /* Paint the stack below this function's frame, for board_stack_used(). */
+    uint32_t *sp;
+    __asm volatile("mov %0, sp" : "=r"(sp));
+    for (uint32_t *p = &_sstack; p < sp - 16; p++) *p = STACK_PAINT;
 #if defined(__ARM_FP)
     /* Cortex-M4F: grant CP10/CP11 (the FPU) full access before any FP instruction. */
     SCB_CPACR |= 0xFu << 20;
