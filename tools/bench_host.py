@@ -17,6 +17,7 @@ window of 49 x 40 int8 features):
 from __future__ import annotations
 
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -183,6 +184,18 @@ def count_instructions(model_dir: Path, work_dir: Path, builtin: bool) -> int | 
     return None
 
 
+def instruction_split(work_dir: Path, variant: str = "swar") -> dict[str, float]:
+    """Share of bk_model_run's instructions per function (callgrind_annotate), or {}."""
+    out = work_dir / f"callgrind.bench_{variant}.out"
+    if shutil.which("callgrind_annotate") is None or not out.exists():
+        return {}
+    text = subprocess.run(["callgrind_annotate", str(out)], capture_output=True, text=True).stdout
+    split = {}
+    for m in re.finditer(r"^\s*[\d,]+\s+\(\s*([\d.]+)%\)\s+\S*?:(\w+)", text, re.M):
+        split[m[2]] = float(m[1])
+    return split
+
+
 @dataclass
 class BenchResult:
     model_hash: str
@@ -192,6 +205,7 @@ class BenchResult:
     instructions: dict[str, int | None]
     blob_bytes: int
     machine: str
+    split: dict[str, float] = field(default_factory=dict)  # % of instructions per function
 
     @property
     def ratio(self) -> float | None:
@@ -232,6 +246,7 @@ def run_bench(model: IntegerModel, torch_model=None, description: str = "") -> B
         instr,
         len(data),
         f"{cpu}, {platform.system()} {platform.machine()}",
+        instruction_split(bench_dir),
     )
 
 
@@ -300,6 +315,17 @@ def format_doc(r: BenchResult, command: str) -> str:
                 else f"{v:,} ({v / max(total, 1):.2f} per op) |"
             )
         )
+    split = "".join(
+        f"| `{name}` | {pct:.1f} % |\n"
+        for name, pct in sorted(r.split.items(), key=lambda kv: -kv[1])
+        if pct >= 0.5
+    )
+    split_section = (
+        "\n## Where the instructions go (SWAR build, callgrind, share of `bk_model_run`)\n\n"
+        "| function | share |\n|---|---|\n" + split
+        if split
+        else ""
+    )
     layer_rows = ["| layer | ops | T_out |", "|---|---|---|"]
     layer_rows += [f"| {n} | {ops:,} | {to} |" for n, ops, to in w.layers]
     return f"""# Host benchmark: C kernels vs PyTorch
@@ -322,9 +348,15 @@ Machine: {r.machine}.
 
 {chr(10).join(rows)}
 
+How the kernels spend it: the int8 first layer (firmware/bconv_int8.c) tabulates, once
+per time step, the 16 signed sums of every quad of 4 input values, then each output
+channel adds one table entry per quad (its weight nibble selects it); binary layers
+(firmware/bconv_bin.c) do one XOR or AND and one popcount per 32 fan-in elements and
+output channel. No multiplier is used per element, word or channel.
+
 The C time includes the cffi call (about 1 us). PyTorch evaluates the same trained
 network (eval mode computes the deployed integer arithmetic in float tensors);
 `integer_forward` is the float64 bit-exact path used by `bnnkws verify`. Instructions
 are counted by valgrind callgrind inside `bk_model_run` of a small C driver built from
 the same sources at -O2 (x86-64), averaged over 10 runs.
-"""
+{split_section}"""
