@@ -71,6 +71,24 @@ def _preset_model(preset: str, bits: int, mode: str):
     return tm, to_integer_model(tm)
 
 
+def describe_model(name: str, meta: dict) -> str:
+    """One line from the blob's META: preset, accumulators, numeric metrics."""
+    parts = [name]
+    if meta.get("preset"):
+        parts.append(f"preset {meta['preset']}")
+    if meta.get("acc_bits"):
+        first = meta.get("first_acc_bits")
+        parts.append(
+            f"{meta['acc_bits']}-bit {meta.get('acc_mode', '')} accumulators"
+            + (f" (first layer {first}-bit)" if first else "")
+        )
+    metrics = meta.get("metrics") or {}
+    nums = [f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, int | float)]
+    if nums:
+        parts.append("metrics: " + ", ".join(nums))
+    return "; ".join(parts)
+
+
 def _bench_host(args: argparse.Namespace) -> int:
     from bnnkws.bench_host import format_doc, format_report, run_bench
 
@@ -79,7 +97,7 @@ def _bench_host(args: argparse.Namespace) -> int:
 
         loaded = load_any(args.model)
         model, tm = loaded.model, loaded.torch_model
-        desc = f"{args.model.name}"
+        desc = describe_model(args.model.name, model.meta)
     else:
         tm, model = _preset_model(args.preset, args.acc_bits, args.mode)
         desc = f"untrained '{args.preset}' preset, {args.acc_bits}-bit {args.mode} accumulators"
