@@ -303,10 +303,20 @@ class Link:
                         self.counts.resent += nxt - k
                         nxt = k
                         rewound_to = k
+                    elif k is None and base == 0 and nak.reason == P.Err.OUT_OF_ORDER:
+                        # host and device numbering diverged (e.g. frames written raw):
+                        # renumber this batch from the seq the device expects
+                        seq0 = nak.expected
+                        sent = [_renumber(f, (seq0 + i) & 0xFF) for i, f in enumerate(sent)]
+                        self.counts.resent += nxt
+                        nxt = 0
+                        rewound_to = None
                 elif ev.type == P.MsgType.ERROR:
                     err = P.unpack_error(ev.payload)
                     k = _index_of(err.seq, seq0, base, nxt)
                     if k is not None and k < len(sent):
+                        # the device consumed that seq (and handles those sent after it)
+                        self.seq = (seq0 + nxt) & 0xFF
                         what = P.msg_name(sent[k][2])
                         raise DeviceError(
                             f"{self.port_name}: device refused {what} seq {err.seq}: "
@@ -325,6 +335,12 @@ class Link:
                 nxt = base
                 rewound_to = None
                 last_progress = time.monotonic()
+
+
+def _renumber(frame: bytes, seq: int) -> bytes:
+    """The same frame with another sequence number."""
+    payload = frame[P.HEADER : len(frame) - P.TRAILER]
+    return P.encode(frame[2], seq, payload)
 
 
 def _index_of(seq: int, seq0: int, base: int, nxt: int) -> int | None:
