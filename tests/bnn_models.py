@@ -39,6 +39,17 @@ ARCHS = {
 }
 
 
+def threshold_conv(**kw) -> ConvLayer:
+    """A threshold-output ConvLayer; defaults: stride 1, groups 1, tile 32, 01 output,
+    thresholds 0, no flips. Give at least input, c_in, c_out, kernel, weights, acc_bits,
+    acc_mode."""
+    base = dict(name="l", stride=1, groups=1, tile=32, output="threshold", out_act="01")
+    base.update(kw)
+    base.setdefault("thr", np.zeros(base["c_out"], dtype=np.int32))
+    base.setdefault("flip", np.zeros(base["c_out"], dtype=np.uint8))
+    return ConvLayer(**base)
+
+
 def small_frontend(n_mels: int = 8) -> FrontendParams:
     """A cheap front-end (128-point FFT, few bands) for MicroPython tests."""
     return make_params(
@@ -88,7 +99,7 @@ def random_integer_model(
         half = 2.0 ** (bits - 1)
         thr = np.clip(np.round(thr), -half, half - 1).astype(np.int32)
         layers.append(
-            ConvLayer(
+            threshold_conv(
                 name=f"conv{j}",
                 input=kind,
                 c_in=c,
@@ -100,7 +111,6 @@ def random_integer_model(
                 acc_bits=bits,
                 acc_mode=mode,
                 tile=tile,
-                output="threshold",
                 out_act=act,
                 thr=thr,
                 flip=rng.integers(0, 2, c_out, dtype=np.uint8),

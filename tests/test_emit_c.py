@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from bnn_models import assert_net_matches, random_integer_model
+from bnn_models import assert_net_matches, random_integer_model, threshold_conv
 
 from bnnkws import __version__
 from bnnkws.commands.verify import random_inputs
@@ -142,24 +142,18 @@ def test_certificate_is_reached_and_never_exceeded(kind):
     for trial in range(4):
         groups = [1, 2][trial % 2]
         c_in, c_out, kernel = 12 * groups, 4 * groups, 1 + trial % 3
-        layer = ConvLayer(
-            name="l",
+        weights = (rng.random((c_out, kernel, c_in // groups)) < rng.uniform(0.1, 0.9)).astype(
+            np.uint8
+        )
+        layer = threshold_conv(
             input=kind,
             c_in=c_in,
             c_out=c_out,
             kernel=kernel,
-            stride=1,
             groups=groups,
-            weights=(rng.random((c_out, kernel, c_in // groups)) < rng.uniform(0.1, 0.9)).astype(
-                np.uint8
-            ),
+            weights=weights,
             acc_bits=8,
             acc_mode="wrap",
-            tile=32,
-            output="threshold",
-            out_act="01",
-            thr=np.zeros(c_out, dtype=np.int32),
-            flip=np.zeros(c_out, dtype=np.uint8),
         )
         cert = layer_certificate(layer)
         for o in range(c_out):

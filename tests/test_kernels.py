@@ -11,14 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bnn_models import assert_net_matches, random_integer_model
+from bnn_models import assert_net_matches, random_integer_model, threshold_conv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bnnkws.bench_host import KERNEL_SOURCES
 from bnnkws.commands.verify import random_inputs
 from bnnkws.generator.intmodel import (
-    ConvLayer,
     PoolLayer,
     accumulate,
     pack_bits,
@@ -224,15 +223,6 @@ def one_layer(layer, t_in, c_in):
     return CNet.from_layers([layer], t_in, c_in, layer.c_out)
 
 
-def conv(**kw):
-    base = dict(name="l", stride=1, groups=1, tile=32, output="threshold", out_act="01")
-    base.update(kw)
-    c_out = base["c_out"]
-    base.setdefault("thr", np.zeros(c_out, dtype=np.int32))
-    base.setdefault("flip", np.zeros(c_out, dtype=np.uint8))
-    return ConvLayer(**base)
-
-
 def test_bconv_int8_golden():
     # fan-in order k outer, c inner: x = [10, 20, 30, 40], w = [+1, -1, -1, +1]
     # exact: 10 - 20 - 30 + 40 = 0
@@ -241,7 +231,7 @@ def test_bconv_int8_golden():
     w = np.array([[[1, 0], [0, 1]]], dtype=np.uint8)
     x = np.array([[10, 20], [30, 40]], dtype=np.int8)
     for mode, tile, want in (("saturate", 1, 7), ("saturate", 2, 2), ("wrap", 1, 0)):
-        layer = conv(
+        layer = threshold_conv(
             input="int8", c_in=2, c_out=1, kernel=2, weights=w, acc_bits=4, acc_mode=mode, tile=tile
         )
         assert int(layer.accumulate(x[None])[0, 0, 0]) == want
@@ -254,7 +244,7 @@ def test_bconv_int8_extreme_values():
     w = np.ones((1, 1, 64), dtype=np.uint8)
     x = np.full((1, 64), -128, dtype=np.int8)
     for bits, mode, want in ((14, "wrap", -8192), (13, "wrap", 0), (13, "saturate", -4096)):
-        layer = conv(
+        layer = threshold_conv(
             input="int8", c_in=64, c_out=1, kernel=1, weights=w, acc_bits=bits, acc_mode=mode
         )
         assert one_layer(layer, 1, 64).layer_accumulate(0, x).tolist() == [[want]]
@@ -268,7 +258,9 @@ def test_bconv_bin_golden():
     x = np.array([[1, 1, 0]], dtype=np.uint8)
     w = np.array([[[1, 0, 0]]], dtype=np.uint8)
     for kind, want in (("pm1", 1), ("01", 0)):
-        layer = conv(input=kind, c_in=3, c_out=1, kernel=1, weights=w, acc_bits=8, acc_mode="wrap")
+        layer = threshold_conv(
+            input=kind, c_in=3, c_out=1, kernel=1, weights=w, acc_bits=8, acc_mode="wrap"
+        )
         assert one_layer(layer, 1, 3).layer_accumulate(0, x).tolist() == [[want]]
         assert int(layer.accumulate(x[None])[0, 0, 0]) == want
 
@@ -278,7 +270,7 @@ def test_bconv_bin_saturates_per_tile_in_fan_in_order():
     # then flip the last 16 elements to disagree: 8, 15, 15, 7, -1
     x = np.ones((1, 40), dtype=np.uint8)
     w = np.ones((1, 1, 40), dtype=np.uint8)
-    layer = conv(
+    layer = threshold_conv(
         input="pm1", c_in=40, c_out=1, kernel=1, weights=w, acc_bits=5, acc_mode="saturate", tile=8
     )
     assert one_layer(layer, 1, 40).layer_accumulate(0, x).tolist() == [[15]]
@@ -321,8 +313,7 @@ def test_conv_layer_matches_intmodel(case):
     else:
         x = (rng.random((t_in, c_in)) < rng.uniform(0.1, 0.9)).astype(np.uint8)
     half = 1 << (bits - 1)
-    layer = ConvLayer(
-        name="l",
+    layer = threshold_conv(
         input=kind,
         c_in=c_in,
         c_out=c_out,
@@ -333,7 +324,6 @@ def test_conv_layer_matches_intmodel(case):
         acc_bits=bits,
         acc_mode=mode,
         tile=tile,
-        output="threshold",
         out_act="pm1",
         thr=rng.integers(-half, half, c_out).astype(np.int32),
         flip=rng.integers(0, 2, c_out).astype(np.uint8),
