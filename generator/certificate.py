@@ -23,8 +23,9 @@ The smallest safe width is min_bits = the least N with -2^(N-1) <= lo and hi <= 
 "can overflow" is then exactly acc_bits < min_bits: a width below it overflows on the
 extreme input, a width at or above it never does.
 
-For a ``shiftbn`` (scores) layer the certificate also gives the score range over every
-reachable accumulator value, and whether the int32 clamp can act.
+For a ``shiftbn`` (scores) layer the certificate also bounds the scores over the
+accumulator values the layer can produce (the whole N-bit range for a channel that can
+overflow), and says whether the int32 clamp can act.
 """
 
 from __future__ import annotations
@@ -134,12 +135,13 @@ def layer_certificate(
         hi,
     )
     if layer.output == "shiftbn":
+        # accumulator values the layer can produce: the exact range where it fits in N
+        # bits, the whole N-bit range for channels that can overflow (wrapped or
+        # saturated values); y is monotone in acc, so the ends bound the scores
         half = 1 << (layer.acc_bits - 1)
-        a_lo = np.maximum(lo, -half)  # the accumulator never leaves its N bits
-        a_hi = np.minimum(hi, half - 1)
-        if cert.can_overflow:  # wrapped or saturated values can be anywhere in N bits
-            a_lo = np.where((lo < -half) | (hi > half - 1), -half, a_lo)
-            a_hi = np.where((lo < -half) | (hi > half - 1), half - 1, a_hi)
+        risky = (lo < -half) | (hi > half - 1)
+        a_lo = np.where(risky, -half, lo)
+        a_hi = np.where(risky, half - 1, hi)
         ends = [
             layer.sign.astype(np.int64) * shift(a - layer.mu.astype(np.int64), layer.shift)
             + layer.beta.astype(np.int64)
