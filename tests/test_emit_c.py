@@ -252,3 +252,12 @@ def test_generated_c_compiles_for_cortex_m4(model, tmp_path):
         files["model.c"], tmp_path, "arm-none-eabi-gcc", ["-mcpu=cortex-m4", "-mthumb"]
     )
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("bits", [5, 16])
+def test_score_range_bounds_the_scores(bits):
+    m = random_integer_model(30 + bits, bits, "saturate", 8, "pm1", "small")
+    cert = model_certificate(m)[-1]
+    assert cert.score_range is not None and not cert.score_clamped
+    scores = m.forward(random_inputs(1, 64, model=m))
+    assert cert.score_range[0] <= scores.min() and scores.max() <= cert.score_range[1]
