@@ -32,6 +32,13 @@ void bk_proto_parser_init(bk_proto_parser_t *p) { memset(p, 0, sizeof(*p)); }
 
 int bk_proto_busy(const bk_proto_parser_t *p) { return p->fill > 0 && !p->holding; }
 
+size_t bk_proto_wanted(const bk_proto_parser_t *p) {
+    if (p->pend < p->pend_end) return 0;
+    if (p->holding || p->fill < 2u) return 1; /* hunting for a magic */
+    if (p->fill < BK_PROTO_HEADER) return BK_PROTO_HEADER - p->fill;
+    return (size_t)(p->need - p->fill);
+}
+
 static void fill_event(const bk_proto_parser_t *p, uint8_t kind, bk_proto_event_t *ev) {
     ev->kind = kind;
     ev->header_ok = p->fill >= BK_PROTO_HEADER && kind != BK_PROTO_BAD_HEADER;

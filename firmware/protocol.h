@@ -116,6 +116,10 @@ int bk_proto_timeout(bk_proto_parser_t *p, bk_proto_event_t *ev);
 /* 1 when the parser holds a partial frame (the caller's timeout applies). */
 int bk_proto_busy(const bk_proto_parser_t *p);
 
+/* Bytes the parser must still receive before it can report anything (>= 1; 0 when
+ * bytes held for a rescan are waiting): a receiver may sleep until that many arrived. */
+size_t bk_proto_wanted(const bk_proto_parser_t *p);
+
 /* Fill the 8 header bytes of a frame. */
 void bk_proto_header(uint8_t hdr[BK_PROTO_HEADER], uint8_t type, uint8_t seq, uint16_t len);
 

@@ -32,6 +32,7 @@ void bk_proto_parser_init(bk_proto_parser_t *p);
 size_t bk_proto_feed(bk_proto_parser_t *p, const uint8_t *data, size_t n, bk_proto_event_t *ev);
 int bk_proto_timeout(bk_proto_parser_t *p, bk_proto_event_t *ev);
 int bk_proto_busy(const bk_proto_parser_t *p);
+size_t bk_proto_wanted(const bk_proto_parser_t *p);
 void bk_proto_header(uint8_t *hdr, uint8_t type, uint8_t seq, uint16_t len);
 size_t bk_proto_encode(uint8_t *out, size_t cap, uint8_t type, uint8_t seq,
                        const uint8_t *payload, size_t len);
@@ -168,6 +169,20 @@ def test_a_frame_cut_short_is_reported_as_truncated_when_the_link_goes_quiet(cli
     ]
 
 
+def test_wanted_counts_the_bytes_until_the_frame_can_be_complete():
+    frame = P.encode(P.MsgType.AUDIO, 3, bytes(100))
+    parser = P.Parser()
+    assert parser.wanted() == 1
+    parser.feed(frame[:1])
+    assert parser.wanted() == 1  # the second magic byte
+    parser.feed(frame[1:5])
+    assert parser.wanted() == P.HEADER - 5
+    parser.feed(frame[5:40])
+    assert parser.wanted() == len(frame) - 40
+    assert [e.kind for e in parser.feed(frame[40:])] == [P.EventKind.FRAME]
+    assert parser.wanted() == 1
+
+
 def test_a_frame_hidden_inside_a_truncated_one_is_found_by_the_rescan():
     """A cut frame's declared length swallows the next frame; the rescan recovers it."""
     cut = P.encode(P.MsgType.AUDIO, 1, bytes(300))[:20]
@@ -218,6 +233,7 @@ def test_c_and_python_parsers_give_the_same_events(clib, seed):
         got_c += c.feed(stream[pos : pos + k])
         got_py += py.feed(stream[pos : pos + k])
         pos += k
+        assert c.lib.bk_proto_wanted(c.p) == py.wanted() >= 1
         if rng.random() < 0.1:
             got_c += c.timeout()
             got_py += py.timeout()

@@ -149,6 +149,15 @@ class Parser:
         """A partial frame is held (bk_proto_busy)."""
         return len(self._cand) > 0
 
+    def wanted(self) -> int:
+        """Bytes needed before anything can be reported (bk_proto_wanted)."""
+        if self._queue:
+            return 0
+        n = len(self._cand)
+        if n < 2:
+            return 1
+        return HEADER - n if n < HEADER else self._need - n
+
     def feed(self, data: bytes) -> list[Event]:
         """All events that `data` (after any bytes queued for rescanning) produces."""
         events: list[Event] = []

@@ -280,7 +280,7 @@ void link_init(void) {
 }
 
 void link_poll(void) {
-    uint8_t chunk[64];
+    uint8_t chunk[128];
     const size_t n = board_uart_read(chunk, sizeof chunk);
     bk_proto_event_t ev;
     if (n) {
@@ -305,8 +305,9 @@ void link_poll(void) {
             last_rx_tick = board_ticks();
             return;
         }
-        board_wait(BK_APP_RX_TIMEOUT_TICKS - quiet);
+        /* sleep until the frame can be complete, looking again in 50 ms at most */
+        board_wait(bk_proto_wanted(&parser), BK_APP_RX_TIMEOUT_TICKS / 4u);
         return;
     }
-    board_wait(0);
+    board_wait(1, 0);
 }

@@ -30,9 +30,12 @@ size_t board_uart_read(uint8_t *dst, size_t max);
 /* Send n bytes; waits while the transmitter is busy. */
 void board_uart_write(const uint8_t *src, size_t n);
 
-/* Sleep until a byte arrives or max_ticks pass (0: no limit). Returns at once when
- * received bytes are already waiting. */
-void board_wait(uint32_t max_ticks);
+/* Sleep until at least min_bytes received bytes wait (1 if 0 is given), the receive
+ * ring is full, or a wake-up tick comes (every max_ticks; 0: none). Each byte still
+ * raises its interrupt, but the caller only runs again when there is enough to do. The
+ * wake-up timer keeps running between calls with the same max_ticks, so the first
+ * wake-up may come sooner. */
+void board_wait(size_t min_bytes, uint32_t max_ticks);
 
 /* Free-running tick counter (wraps every 2^32 ticks, 171 s at 25 MHz). */
 uint32_t board_ticks(void);

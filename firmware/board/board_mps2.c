@@ -21,6 +21,7 @@ static volatile uint16_t rx_head;
 static volatile uint16_t rx_tail;
 static volatile uint8_t rx_paused; /* a byte waits in UART0_DATA because the ring was full */
 static volatile uint8_t wake_fired;
+static uint32_t wake_period; /* TIMER1 reload while it runs, 0 when stopped */
 static uint32_t idle_ticks;
 static board_rx_counts_t rx_counts;
 
@@ -63,8 +64,7 @@ void UART0RX_Handler(void) {
 }
 
 void TIMER1_Handler(void) {
-    TIMER_INTCLEAR(TIMER1_BASE) = 1u;
-    TIMER_CTRL(TIMER1_BASE) = 0u;
+    TIMER_INTCLEAR(TIMER1_BASE) = 1u; /* periodic: it keeps running while armed */
     wake_fired = 1;
 }
 
@@ -111,26 +111,34 @@ void board_uart_write(const uint8_t *src, size_t n) {
     }
 }
 
-void board_wait(uint32_t max_ticks) {
-    if (rx_head != rx_tail) return;
-    wake_fired = 0;
-    if (max_ticks) {
+void board_wait(size_t min_bytes, uint32_t max_ticks) {
+    if (min_bytes < 1u) min_bytes = 1u;
+    if (min_bytes > BOARD_RX_RING) min_bytes = BOARD_RX_RING;
+    /* TIMER1 runs periodically while wake-ups are wanted, so a wait costs no timer
+     * programming per received byte; it is reprogrammed only when the period changes. */
+    if (max_ticks != wake_period) {
         TIMER_CTRL(TIMER1_BASE) = 0u;
         TIMER_INTCLEAR(TIMER1_BASE) = 1u;
-        TIMER_RELOAD(TIMER1_BASE) = max_ticks;
-        TIMER_VALUE(TIMER1_BASE) = max_ticks;
-        TIMER_CTRL(TIMER1_BASE) = TIMER_CTRL_EN | TIMER_CTRL_IRQEN;
+        if (max_ticks) {
+            TIMER_RELOAD(TIMER1_BASE) = max_ticks;
+            TIMER_VALUE(TIMER1_BASE) = max_ticks;
+            TIMER_CTRL(TIMER1_BASE) = TIMER_CTRL_EN | TIMER_CTRL_IRQEN;
+        }
+        wake_period = max_ticks;
     }
-    /* With interrupts masked, WFI still wakes on a pending interrupt, so a byte that
-     * arrives between the check and the WFI cannot be slept through. */
+    /* With interrupts masked, WFI still wakes on a pending interrupt; the interrupt runs
+     * when they are unmasked, then the condition is checked again with them masked, so
+     * a byte that arrives between the check and the WFI cannot be slept through. */
     irq_disable();
-    if (rx_head == rx_tail && !wake_fired) {
+    while ((uint16_t)(rx_head - rx_tail) < min_bytes && !rx_paused && !wake_fired) {
         const uint32_t t0 = board_ticks();
         __asm volatile("wfi" ::: "memory");
-        idle_ticks += board_ticks() - t0; /* the interrupt that woke us runs after this */
+        idle_ticks += board_ticks() - t0;
+        irq_enable(); /* the interrupt that woke us runs here */
+        irq_disable();
     }
+    wake_fired = 0;
     irq_enable();
-    TIMER_CTRL(TIMER1_BASE) = 0u;
 }
 
 uint32_t board_ticks(void) { return 0xFFFFFFFFu - TIMER_VALUE(TIMER0_BASE); }
