@@ -63,6 +63,7 @@ int bk_det_push(bk_det_t *d, const int32_t *scores, uint32_t frame, bk_detection
     d->pos = (uint8_t)((d->pos + 1u) % d->cfg.smooth);
     if (d->held < d->cfg.smooth) d->held++;
 
+    if (d->held < d->cfg.smooth) return 0;
     if (d->have_last && frame - d->last_frame < d->cfg.refractory) return 0;
     int best = -1;
     for (unsigned c = 0; c < n; c++) {

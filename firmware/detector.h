@@ -7,12 +7,13 @@
  *    factor of 2 in odds is 2^temp_shift units:  i = v_c >> t,  f = ((v_c mod 2^t) << 6) >> t
  *    w_c = EXP2_NEG_Q15[f] >> i   (0 when i >= 16; EXP2_NEG_Q15[k] = round(2^15 * 2^(-k/64)))
  *    p_c = (w_c << 15) / sum(w)    (unsigned, truncating; the top class has w = 2^15)
- * 2. Smoothing: the posteriors of the last `smooth` windows are summed per class
- *    (fewer right after a start or a detection: n = windows held).
- * 3. Decision: a class c with thr[c] <= 32768 is a candidate when sum_c >= thr[c] * n;
+ * 2. Smoothing: the posteriors of the last `smooth` windows are summed per class.
+ *    Nothing fires until `smooth` windows are held (after a start, a reset or a
+ *    detection), so one stray window cannot fire on its own.
+ * 3. Decision: a class c with thr[c] <= 32768 is a candidate when sum_c >= thr[c] * smooth;
  *    the candidate with the largest sum fires (lowest index on ties), unless fewer than
  *    `refractory` frames have passed since the last detection. The reported posterior
- *    is sum_c / n. After a detection the history is cleared.
+ *    is sum_c / smooth. After a detection the history is cleared.
  */
 #ifndef BK_DETECTOR_H
 #define BK_DETECTOR_H

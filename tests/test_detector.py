@@ -149,6 +149,16 @@ def test_smoothing_needs_a_sustained_keyword():
     assert det is not None and det.label == 1 and det.frame == 20 and det.posterior > 32700
 
 
+def test_nothing_fires_before_the_history_is_full():
+    d = Detector(DetectorConfig((NEVER, 16384), smooth=3, refractory=0))
+    loud = [0, 10]
+    assert d.push(loud, 0) is None and d.push(loud, 1) is None
+    assert d.push(loud, 2) is not None
+    # the history starts again after a detection
+    assert d.push(loud, 3) is None and d.push(loud, 4) is None
+    assert d.push(loud, 5) is not None
+
+
 def test_refractory_time_and_history_reset():
     cfg = DetectorConfig((NEVER, 16384), smooth=1, temp_shift=0, refractory=10)
     d = Detector(cfg)

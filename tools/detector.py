@@ -3,10 +3,11 @@
 Per inference window of int32 scores (rule derived in firmware/detector.h):
 
 1. Q15 posteriors by a base-2 softmax: 2^temp_shift score units are a factor 2 in odds.
-2. The posteriors of the last ``smooth`` windows are summed per class.
-3. A class whose summed posterior reaches ``thr * n`` (n = windows held) is a candidate;
-   the largest fires unless fewer than ``refractory`` frames passed since the last
-   detection; the history is then cleared.
+2. The posteriors of the last ``smooth`` windows are summed per class; nothing fires
+   until ``smooth`` windows are held (after a start, a reset or a detection).
+3. A class whose summed posterior reaches ``thr * smooth`` is a candidate; the largest
+   fires unless fewer than ``refractory`` frames passed since the last detection; the
+   history is then cleared.
 
 Used host-side by ``bnnkws stream`` (on RESULT scores when the detector runs on the
 host) and by the tests, which compare it with the C detector through cffi.
@@ -195,6 +196,8 @@ class Detector:
             slot[c] = p
         self._pos = (self._pos + 1) % cfg.smooth
         self._held = min(self._held + 1, cfg.smooth)
+        if self._held < cfg.smooth:
+            return None
         # frame arithmetic is uint32 in C
         if self._last is not None and ((frame - self._last) & 0xFFFFFFFF) < cfg.refractory:
             return None

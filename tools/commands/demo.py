@@ -66,7 +66,7 @@ def spoken_sequence(
     voices = {t.name: synth.synthesize_talker(t, sorted(set(words))) for t in unseen}
     noises = synth.make_noises(seed, [])
     pieces, said, pos = [], [], 0
-    lead = int(SAMPLE_RATE * 0.8)
+    lead = int(SAMPLE_RATE * 1.5)  # the first window is full before the first word
     pieces.append(np.zeros(lead))
     pos = lead
     for i, word in enumerate(words):
