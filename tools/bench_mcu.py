@@ -212,9 +212,9 @@ def format_doc(results: list[McuResult], command: str) -> str:
         "# Cortex-M benchmark (emulated MPS2)",
         "",
         f"Produced by `{command}` (tools/bench_mcu.py) on {platform.machine()} with "
-        "QEMU `-icount shift=0`: counts are instructions, exact to the 40-instruction timer "
-        "tick and identical on every run and machine. Host wall time only affects how long "
-        "the run takes.",
+        "QEMU `-icount shift=0`: counts are instructions, exact up to the 40-instruction "
+        "timer tick (repeated runs agree within one tick on any machine; only the wall time "
+        "depends on the host).",
         "",
         "How each number is taken is in the docstring of tools/bench_mcu.py and in "
         "docs/FIRMWARE.md. Reference (DESIGN.md): ARM CMSIS-NN int8 DS-CNN on this emulator, "
