@@ -251,8 +251,7 @@ def test_c_and_python_parsers_give_the_same_events(clib, seed):
 # -- long random-frame run under AddressSanitizer + UBSan -----------------------------------
 @pytest.mark.slow
 def test_sanitizer_fuzzer_finds_no_memory_errors_and_recovers_intact_frames(tmp_path):
-    if not shutil.which("gcc"):
-        pytest.skip("gcc not installed")
+    assert shutil.which("gcc"), "gcc not installed: run tools/bootstrap.sh setup"
     exe = tmp_path / "fuzz_protocol"
     fw = ROOT / "firmware"
     subprocess.run(

@@ -30,14 +30,15 @@ SAMPLE_RATE = 16000
 
 
 def shipped_model() -> Path | None:
-    """The default model shipped in models/ (default.bkim, else the only blob there)."""
+    """The default model shipped in models/: default.bkim or default.pt, else the only
+    blob or checkpoint there."""
     if not MODELS_DIR.is_dir():
         return None
-    default = MODELS_DIR / "default.bkim"
-    if default.is_file():
-        return default
-    blobs = sorted(MODELS_DIR.glob("*.bkim"))
-    return blobs[0] if len(blobs) == 1 else None
+    for name in ("default.bkim", "default.pt"):
+        if (MODELS_DIR / name).is_file():
+            return MODELS_DIR / name
+    found = sorted(MODELS_DIR.glob("*.bkim")) or sorted(MODELS_DIR.glob("*.pt"))
+    return found[0] if len(found) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -159,20 +160,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _train_small(workdir: Path, per_word: int, epochs: int) -> Path:
     """bnnkws data synth + bnnkws train, as a user would run them; returns the checkpoint."""
     exe = [sys.executable, "-m", "bnnkws.cli"]
-    data, out = workdir / "synth", workdir / "train"
-    steps = [
-        exe
-        + ["data", "synth", "--out", str(data), "--per-word", str(per_word), "--force", "--quiet"],
-        exe + ["train", "--data", str(data), "--epochs", str(epochs), "--out", str(out)],
+    data, out = workdir / "synth", workdir / "small.pt"
+    synth = ["data", "synth", "--out", str(data), "--per-word", str(per_word), "--force", "--quiet"]
+    train = [
+        "train",
+        "--data",
+        str(data),
+        "--epochs",
+        str(epochs),
+        "--out",
+        str(out),
+        "--cache",
+        str(workdir / "cache"),
     ]
-    for cmd in steps:
-        print("$ bnnkws " + " ".join(cmd[3:]), flush=True)
-        if subprocess.run(cmd).returncode != 0:
-            raise BnnkwsError(f"demo --train: `bnnkws {' '.join(cmd[3:5])}` failed")
-    found = sorted(out.glob("*.pt")) + sorted(out.glob("*.ckpt"))
-    if not found:
-        raise BnnkwsError(f"demo --train: no checkpoint in {out}")
-    return found[-1]
+    for step in (synth, train):
+        print("$ bnnkws " + " ".join(step), flush=True)
+        if subprocess.run(exe + step).returncode != 0:
+            raise BnnkwsError(f"demo --train: `bnnkws {' '.join(step[:2])}` failed")
+    if not out.is_file():
+        raise BnnkwsError(f"demo --train: bnnkws train wrote no checkpoint {out}")
+    return out
 
 
 def _demo(args: argparse.Namespace) -> int:
