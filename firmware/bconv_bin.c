@@ -22,6 +22,10 @@
 #include "bnn.h"
 #include "popcount.h"
 
+#if defined(BK_COUNT_OPS) && BK_COUNT_OPS
+bk_op_counts_t bk_op_counts; /* bnn.h: operation counters, host counting builds only */
+#endif
+
 static uint32_t n_ranges(const bk_layer_t *L, uint32_t fan_in) {
     return L->acc_mode == BK_ACC_WRAP ? 1u : (fan_in + L->tile - 1u) / L->tile;
 }
@@ -69,6 +73,8 @@ void bk_bconv_bin_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32
                 else
                     for (uint32_t i = 0; i < fw; i++) a += bk_popcount32(f[i] & w[i]);
                 acc[o] = bk_acc_wrap(pm1 ? fan_in - (a << 1) : (a << 1) - ones[0], bits);
+                BK_COUNT(elements, fan_in);
+                BK_COUNT(words, fw);
                 continue;
             }
             int32_t s = 0;
@@ -78,8 +84,11 @@ void bk_bconv_bin_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32
                 const int32_t p = pm1 ? (int32_t)(hi - lo) - (int32_t)(a << 1)
                                       : (int32_t)(a << 1) - (int32_t)ones[r];
                 s = bk_acc_sat_add_lim(s, p, lo_lim, hi_lim);
+                BK_COUNT(words, BK_SPAN_WORDS(lo, hi));
+                BK_COUNT(sat_adds, 1);
             }
             acc[o] = s;
+            BK_COUNT(elements, fan_in);
         }
     }
 }

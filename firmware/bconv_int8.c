@@ -127,6 +127,8 @@ void bk_bconv_int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_
             const uint32_t *w = L->weights + (size_t)o * fw;
             if (wrap) {
                 acc[o] = bk_acc_wrap(sum_quads(T, w, 0, quads), bits);
+                BK_COUNT(elements, fan_in);
+                BK_COUNT(words, fw);
                 continue;
             }
             int32_t s = 0;
@@ -136,8 +138,11 @@ void bk_bconv_int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_
                 const int32_t p = by_quad ? as_int32(sum_quads(T, w, lo >> 2, (hi + 3u) >> 2))
                                           : sum_elements(L, x0, g, w, lo, hi);
                 s = bk_acc_sat_add_lim(s, p, lo_lim, hi_lim);
+                BK_COUNT(words, BK_SPAN_WORDS(lo, hi));
+                BK_COUNT(sat_adds, 1);
             }
             acc[o] = s;
+            BK_COUNT(elements, fan_in);
         }
     }
 }

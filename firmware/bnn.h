@@ -130,4 +130,27 @@ uint32_t bk_model_work_words_needed(const bk_model_t *m);
 uint32_t bk_model_run(const bk_model_t *m, const int8_t *feats, int32_t *scores,
                       uint32_t *work);
 
+/* ---- operation counters (host library built with BK_COUNT_OPS=1 only) -------------
+ * The operations the accelerator model counts (generator/accelerator.py), counted where
+ * these kernels perform them, so a test can demand equal numbers
+ * (tests/test_accelerator.py). Without BK_COUNT_OPS, BK_COUNT expands to nothing and
+ * its arguments are never evaluated: the firmware and the default host library pay
+ * nothing. The counters live in bconv_bin.c. */
+typedef struct {
+    uint64_t elements;   /* fan-in products: XNOR/AND bits, int8 adds/subtracts */
+    uint64_t words;      /* 32-element weight words consumed, per output and range */
+    uint64_t sat_adds;   /* saturating additions of a partial into an accumulator */
+    uint64_t thresholds; /* threshold comparisons (one per output bit) */
+    uint64_t shiftbns;   /* shift-BN outputs (one per score) */
+    uint64_t pool_ors;   /* ORs of two 32-bit words in OR pooling */
+} bk_op_counts_t;
+#if defined(BK_COUNT_OPS) && BK_COUNT_OPS
+extern bk_op_counts_t bk_op_counts;
+#define BK_COUNT(field, n) (bk_op_counts.field += (uint64_t)(n))
+#else
+#define BK_COUNT(field, n) ((void)0)
+#endif
+/* 32-bit words spanned by the element range [lo, hi), hi > lo */
+#define BK_SPAN_WORDS(lo, hi) ((((hi) - 1u) >> 5) - ((lo) >> 5) + 1u)
+
 #endif

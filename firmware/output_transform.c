@@ -49,9 +49,11 @@ void bk_threshold_row(const bk_layer_t *L, const int32_t *acc, uint32_t *bits) {
     for (uint32_t w = 0; w < nw; w++) bits[w] = 0;
     for (uint32_t o = 0; o < L->c_out; o++)
         bits[o >> 5] |= (uint32_t)bk_threshold(acc[o], L->thr[o], L->flip[o]) << (o & 31u);
+    BK_COUNT(thresholds, L->c_out);
 }
 
 void bk_shiftbn_row(const bk_layer_t *L, const int32_t *acc, int32_t *out) {
     for (uint32_t o = 0; o < L->c_out; o++)
         out[o] = bk_shiftbn(acc[o], L->mu[o], L->shift[o], L->sign[o], L->beta[o]);
+    BK_COUNT(shiftbns, L->c_out);
 }

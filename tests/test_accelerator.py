@@ -1,8 +1,14 @@
-"""The accelerator cost model counts what the integer model computes."""
+"""The accelerator cost model: hand-computed costs, what the integer model computes, and the
+same operation counts as the firmware's kernels (host library built with BK_COUNT_OPS)."""
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
+from bnn_models import random_integer_model, threshold_conv
 
+from bnnkws import hostlib
+from bnnkws.errors import BuildError
 from bnnkws.generator import accelerator as acc
 from bnnkws.generator import intmodel as im
 from bnnkws.generator.frontend import default_params
@@ -15,24 +21,159 @@ def _model(bits: int, mode: str, tile: int) -> im.IntegerModel:
         return rng.integers(0, 2, shape).astype(np.uint8)
 
     layers = [
-        im.ConvLayer("c0", "int8", 40, 32, 3, 2, 1, rb(32, 3, 40), 16, mode, tile, "threshold", "pm1",
-                     thr=rng.integers(-50, 50, 32), flip=rb(32)),
-        im.ConvLayer("c1", "pm1", 32, 48, 3, 1, 4, rb(48, 3, 8), bits, mode, tile, "threshold", "01",
-                     thr=rng.integers(-3, 3, 48), flip=rb(48)),
+        im.ConvLayer(
+            "c0",
+            "int8",
+            40,
+            32,
+            3,
+            2,
+            1,
+            rb(32, 3, 40),
+            16,
+            mode,
+            tile,
+            "threshold",
+            "pm1",
+            thr=rng.integers(-50, 50, 32),
+            flip=rb(32),
+        ),
+        im.ConvLayer(
+            "c1",
+            "pm1",
+            32,
+            48,
+            3,
+            1,
+            4,
+            rb(48, 3, 8),
+            bits,
+            mode,
+            tile,
+            "threshold",
+            "01",
+            thr=rng.integers(-3, 3, 48),
+            flip=rb(48),
+        ),
         im.PoolLayer("p", 2),
-        im.ConvLayer("c2", "01", 48, 5, 11, 1, 1, rb(5, 11, 48), bits, mode, tile, "shiftbn",
-                     mu=rng.integers(-4, 4, 5), shift=np.zeros(5, int), sign=np.ones(5, int),
-                     beta=np.zeros(5, int)),
+        im.ConvLayer(
+            "c2",
+            "01",
+            48,
+            5,
+            11,
+            1,
+            1,
+            rb(5, 11, 48),
+            bits,
+            mode,
+            tile,
+            "shiftbn",
+            mu=rng.integers(-4, 4, 5),
+            shift=np.zeros(5, int),
+            sign=np.ones(5, int),
+            beta=np.zeros(5, int),
+        ),
     ]
     m = im.IntegerModel(default_params(), list("abcde"), 49, layers)
     m.validate()
     return m
 
 
-@pytest.mark.parametrize(("width", "bitops"), [(1, 0), (2, 1), (3, 3), (4, 4), (32, 57)])
+def _layer(**kw) -> im.ConvLayer:
+    base = dict(input="pm1", c_in=32, c_out=4, kernel=2, acc_bits=8, acc_mode="wrap")
+    base.update(kw)
+    base.setdefault(
+        "weights",
+        np.zeros(
+            (base["c_out"], base["kernel"], base["c_in"] // base.get("groups", 1)), dtype=np.uint8
+        ),
+    )
+    return threshold_conv(**base)
+
+
+@pytest.mark.parametrize(("width", "bitops"), [(0, 0), (1, 0), (2, 1), (3, 3), (4, 4), (32, 57)])
 def test_popcount_tree(width, bitops):
     # 32 inputs: 16 one-bit + 8 two-bit + 4 three-bit + 2 four-bit + 1 five-bit adders
     assert acc.popcount_tree_bitops(width) == bitops
+
+
+def test_hand_computed_layer():
+    # pm1, fan-in 64 = 2 lanes of 32, 4 outputs x 2 steps, N = 8 wrap, comparator
+    lc = acc.conv_cost(_layer(), t_in=3, cfg=acc.AcceleratorConfig())
+    assert (lc.outputs, lc.elements, lc.words, lc.lane_steps, lc.sat_adds) == (8, 512, 16, 16, 0)
+    assert lc.bitops_products == 8 * 64  # one XNOR per element
+    assert lc.bitops_popcount == 8 * (2 * 57 + 2 * 7)  # two trees + (6+1)-bit L - 2d per lane
+    assert lc.bitops_accumulate == 8 * 2 * 8  # an 8-bit add per lane step
+    assert lc.bitops_output == 8 * 9  # 9-bit compare
+    assert lc.bitops == 8 * (64 + 128 + 16 + 9)
+    # one block of PEs: 2 steps x 2 lanes, 2 x 1 output cycles, weights 256 bits = 4 words,
+    # parameters 4 x (9 + 1) bits = 1 word
+    assert (lc.compute_cycles, lc.output_cycles, lc.fetch_cycles) == (4, 2, 5)
+    assert lc.cycles == 11
+    assert (lc.weight_bits, lc.param_bits) == (256, 40)
+
+
+def test_output_units():
+    layer = _layer()
+    cfg = acc.AcceleratorConfig()
+    assert acc.output_unit(layer, cfg, 8) == ("comparator", 9, 1, 10)
+    assert acc.output_unit(layer, replace(cfg, bn_unit="shifter"), 8) == (
+        "shifter",
+        8 * 7,
+        1,
+        8 + 8 + 5 + 1,
+    )
+    # standard BN: subtract (32), 32 x 16 multiply, add (32 + 16); 4 cycles; mu, gamma, beta
+    assert acc.output_unit(layer, acc.baseline_config(cfg), 32) == (
+        "multiplier",
+        512 + 64 + 16,
+        4,
+        80,
+    )
+    scores = _layer(
+        output="shiftbn",
+        out_act=None,
+        mu=np.zeros(4),
+        shift=np.zeros(4),
+        sign=np.ones(4),
+        beta=np.zeros(4),
+    )
+    assert acc.output_unit(scores, cfg, 8)[0] == "shifter"  # scores need more than a compare
+
+
+def test_saturate_adds_per_tile_and_sums_long_tiles_exactly():
+    cfg = acc.AcceleratorConfig()
+    wrap = acc.conv_cost(_layer(kernel=3), 3, cfg)  # fan-in 96: 3 lanes
+    sat = acc.conv_cost(_layer(kernel=3, acc_mode="saturate", tile=32), 3, cfg)
+    assert sat.sat_adds == sat.lane_steps == wrap.lane_steps
+    assert sat.bitops_accumulate == 2 * wrap.bitops_accumulate  # adder + clamp per step
+    # tiles of 64 = 2 lanes: each summed exactly in a 7+1-bit register, then one saturating add
+    long = acc.conv_cost(_layer(kernel=3, acc_mode="saturate", tile=64), 3, cfg)
+    assert long.sat_adds == 2 * 4 and long.lane_steps == wrap.lane_steps
+    assert long.bitops_accumulate == 4 * ((2 * 8 + 2 * 8) + (2 * 8))
+    # tiles of 16: half-used lanes, one step each
+    short = acc.conv_cost(_layer(kernel=3, acc_mode="saturate", tile=16), 3, cfg)
+    assert short.lane_steps == 4 * 6 and short.compute_cycles == 6
+
+
+def test_int8_layer_is_bit_serial():
+    cfg = acc.AcceleratorConfig()
+    layer = _layer(input="int8", c_in=40, kernel=3, acc_bits=16)  # fan-in 120: 4 lanes
+    lc = acc.conv_cost(layer, 3, cfg)
+    assert (lc.planes, lc.words, lc.lane_steps) == (8, 4 * 4, 8 * 16)
+    assert lc.compute_cycles == 8 * 4
+    assert lc.bitops_products == 8 * lc.elements
+    # each output: 8 planes x (3 full trees + a 24-input tree + 4 corrections) + shared trees
+    own = 4 * 8 * (3 * 57 + acc.popcount_tree_bitops(24) + 4 * 7)
+    assert lc.bitops_popcount == own + 1 * 8 * (3 * 57 + acc.popcount_tree_bitops(24))
+
+
+def test_grouped_layer_reads_one_input_lane_per_group_in_a_block():
+    grouped = _layer(input="01", c_in=32, c_out=4, groups=4, kernel=1)
+    assert acc._block_groups(grouped, 16) == 4
+    assert acc._block_groups(grouped, 2) == 4
+    assert acc._block_groups(_layer(c_out=40), 16) == 3
 
 
 @pytest.mark.parametrize("mode", ["wrap", "saturate"])
@@ -47,9 +188,11 @@ def test_lane_steps_equal_the_integer_models_tiles(mode):
             continue
         parts = layer.partials(x)  # [1, T_out, c_out, n_tiles]
         planes = 8 if layer.input == "int8" else 1
-        assert lc.lane_steps == parts[0].size * planes
+        if mode == "saturate":
+            assert lc.lane_steps == parts[0].size * planes
+            assert lc.sat_adds == parts[0].size
         assert lc.outputs == parts.shape[1] * parts.shape[2]
-        assert lc.binary_ops == lc.outputs * layer.fan_in * planes
+        assert lc.elements == lc.outputs * layer.fan_in
         assert lc.weight_bits == layer.weights.size
         x = layer.forward(x)
 
@@ -62,12 +205,124 @@ def test_narrow_accumulators_and_thresholds_cost_less():
     assert ours.bitops < base.bitops
     assert ours.cycles < base.cycles
     assert ours.total("param_bits") < base.total("param_bits")
+    assert ours.register_bits == 16 * 16 and base.register_bits == 16 * 32
     # the binary work itself is the same network
-    assert ours.total("binary_ops") == base.total("binary_ops")
+    assert ours.total("bitops_products") == base.total("bitops_products")
+    assert ours.total("lane_steps") == base.total("lane_steps")
     sat = acc.model_cost(_model(8, "saturate", tile=32), cfg)
     assert sat.total("bitops_accumulate") > ours.total("bitops_accumulate")
+
+
+def test_output_overlap_and_sharing_move_only_output_cycles():
+    model = _model(8, "wrap", tile=32)
+    cfg = acc.baseline_config(acc.AcceleratorConfig())
+    plain = acc.model_cost(model, cfg)
+    overlap = acc.model_cost(model, replace(cfg, overlap_output=True))
+    shared = acc.model_cost(model, replace(cfg, output_units=1))
+    for other in (overlap, shared):
+        assert other.bitops == plain.bitops
+        assert other.total("compute_cycles") == plain.total("compute_cycles")
+    assert (
+        overlap.total("output_cycles")
+        < plain.total("output_cycles")
+        < shared.total("output_cycles")
+    )
+
+
+def test_memory_sizes():
+    model = _model(8, "wrap", tile=32)
+    cost = acc.model_cost(model)
+    assert cost.param_memory_bits == sum(
+        layer.weights.size for layer in model.layers if isinstance(layer, im.ConvLayer)
+    ) + cost.total("param_bits")
+    # the largest activation is the int8 features (49 x 40 x 8 bits), double-buffered
+    assert cost.act_buffer_bits == 2 * 49 * 40 * 8
+
+
+def test_mac_machine_hand_computed():
+    cfg = acc.AcceleratorConfig()
+    layer = acc.MacLayer(
+        "fc", "fc", macs=64 * 10, outputs=10, weights=640, channels=10, in_values=64, out_values=10
+    )
+    lc = acc.mac_layer_cost(layer, cfg)
+    assert lc.bitops_products == 640 * 64 and lc.bitops_accumulate == 640 * 32
+    assert lc.bitops_output == 10 * (32 * 16 + 64 + 16)
+    assert lc.compute_cycles == 40 and lc.output_cycles == 4
+    assert lc.weight_bits == 640 * 8 and lc.param_bits == 10 * (32 + 16 + 5)
+    cost = acc.mac_model_cost([layer], 64, cfg)
+    assert cost.bitops == lc.bitops and cost.cycles == lc.cycles
 
 
 def test_bad_config_is_rejected():
     with pytest.raises(ValueError, match="bn_unit"):
         acc.AcceleratorConfig(bn_unit="divider")
+    with pytest.raises(ValueError, match="acc_bits"):
+        acc.AcceleratorConfig(acc_bits=64)
+    with pytest.raises(ValueError, match="output_units"):
+        acc.AcceleratorConfig(output_units=0)
+
+
+# --------------------------------------------------------------------------------------
+# The firmware kernels perform the operations the model counts
+# --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def count_lib():
+    return hostlib.load(count_ops=True)
+
+
+def _expected(layer, lc: acc.LayerCost) -> dict:
+    conv = isinstance(layer, im.ConvLayer)
+    return {
+        "elements": lc.elements,
+        "words": lc.words,
+        "sat_adds": lc.sat_adds,
+        "thresholds": lc.outputs if conv and layer.output == "threshold" else 0,
+        "shiftbns": lc.outputs if conv and layer.output == "shiftbn" else 0,
+        "pool_ors": lc.pool_ors,
+    }
+
+
+CASES = [
+    ("small", "01", "wrap", 32),
+    ("small", "pm1", "saturate", 32),
+    ("small", "01", "saturate", 16),
+    ("structured", "01", "saturate", 64),
+    ("structured", "01", "wrap", 32),
+    ("dense", "pm1", "wrap", 32),
+    ("dense", "pm1", "saturate", 32),
+]
+
+
+@pytest.mark.parametrize(("arch", "act", "mode", "tile"), CASES)
+def test_kernel_op_counts_equal_the_model(count_lib, arch, act, mode, tile):
+    model = random_integer_model(
+        3,
+        acc_bits=8,
+        mode=mode,
+        tile=tile,
+        act=act,
+        arch=arch,
+        first_bits=16,
+        last_groups=2 if arch == "small" else 1,
+    )
+    net = hostlib.CNet.from_model(model, count_lib)
+    cost = acc.model_cost(model, acc.AcceleratorConfig(lane=32))
+    feats = np.random.default_rng(0).integers(-128, 128, (model.n_frames, 40), dtype=np.int8)
+    hostlib.op_counts(count_lib, reset=True)
+    x = feats
+    for i, (layer, lc) in enumerate(zip(model.layers, cost.layers, strict=True)):
+        x = net.layer_forward(i, x)
+        assert hostlib.op_counts(count_lib, reset=True) == _expected(layer, lc), layer.name
+    # the whole network through bk_model_run counts the totals
+    net.scores(feats)
+    totals = {
+        k: sum(_expected(la, lc)[k] for la, lc in zip(model.layers, cost.layers, strict=True))
+        for k in hostlib.OP_COUNTS
+    }
+    assert hostlib.op_counts(count_lib, reset=True) == totals
+
+
+def test_the_default_library_has_no_counters():
+    # no counter symbol at all: nothing in its kernels counts
+    with pytest.raises(BuildError, match="count_ops"):
+        hostlib.op_counts(hostlib.load())

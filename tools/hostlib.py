@@ -103,10 +103,21 @@ extern bk_model_t bk_model;
 extern bk_fe_params_t bk_model_frontend;
 """
 
+# operation counters of a count_ops library (firmware/bnn.h, BK_COUNT_OPS)
+COUNT_CDEF = """
+typedef struct {
+    uint64_t elements; uint64_t words; uint64_t sat_adds;
+    uint64_t thresholds; uint64_t shiftbns; uint64_t pool_ors;
+} bk_op_counts_t;
+extern bk_op_counts_t bk_op_counts;
+"""
+OP_COUNTS = ("elements", "words", "sat_adds", "thresholds", "shiftbns", "pool_ors")
+
 ffi = FFI()
 ffi.cdef(CDEF)
 ffi.cdef(BNN_CDEF)
 ffi.cdef(MODEL_CDEF)  # ABI mode resolves globals on access: harmless for the kernels-only library
+ffi.cdef(COUNT_CDEF)  # likewise: only a count_ops library defines bk_op_counts
 
 
 def project_root() -> Path:
@@ -140,18 +151,25 @@ def model_variant_dir(model_dir: str | os.PathLike) -> Path:
     return build_dir() / "host-models" / Path(model_dir).resolve().name
 
 
-def load(model_dir: str | os.PathLike | None = None) -> object:
+def load(model_dir: str | os.PathLike | None = None, count_ops: bool = False) -> object:
     """Build (if needed) and dlopen the host library, optionally with a generated model.
 
     Each model folder builds into its own variant folder (:func:`model_variant_dir`), so
     libraries of different models can be loaded side by side. A model folder is named
     by its model hash (generator/emit_c.py), so a loaded library never goes stale.
+    count_ops: the kernels-only library with operation counters (``build/host-count/``,
+    read with :func:`op_counts`); not combined with a model.
     """
-    key = str(Path(model_dir).resolve()) if model_dir else ""
+    if count_ops and model_dir:
+        raise ValueError("count_ops builds the kernels-only library: give no model_dir")
+    key = "count_ops" if count_ops else (str(Path(model_dir).resolve()) if model_dir else "")
     if key in _LIBS:
         return _LIBS[key]
     args = ["target=host"]
     variant = build_dir() / "host"
+    if count_ops:
+        variant = build_dir() / "host-count"
+        args += ["count_ops=1"]
     if model_dir:
         if not (Path(key) / "model.c").exists():
             raise BuildError(f"{model_dir}: no model.c (generate it with bnnkws build or emit_c)")
@@ -164,6 +182,22 @@ def load(model_dir: str | os.PathLike | None = None) -> object:
     lib = ffi.dlopen(str(lib_path))
     _LIBS[key] = lib
     return lib
+
+
+def op_counts(lib: object, reset: bool = False) -> dict[str, int]:
+    """The operation counters of a ``load(count_ops=True)`` library (firmware/bnn.h);
+    reset=True zeroes them after reading."""
+    try:
+        c = ffi.addressof(lib, "bk_op_counts")
+    except AttributeError:
+        raise BuildError(
+            "this host library has no operation counters: load it with count_ops=True"
+        ) from None
+    out = {name: int(getattr(c, name)) for name in OP_COUNTS}
+    if reset:
+        for name in OP_COUNTS:
+            setattr(c, name, 0)
+    return out
 
 
 class CFrontend:
