@@ -137,10 +137,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--per-word",
         type=int,
-        default=300,
-        help="--train: synthetic clips per keyword (default 300)",
+        default=600,
+        help="--train: synthetic clips per keyword (default 600)",
     )
-    p.add_argument("--epochs", type=int, default=8, help="--train: epochs (default 8)")
+    p.add_argument("--epochs", type=int, default=15, help="--train: epochs (default 15)")
     p.add_argument(
         "--words", type=int, default=8, help="keywords in the spoken sequence (default 8)"
     )
