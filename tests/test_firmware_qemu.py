@@ -323,10 +323,15 @@ def test_malformed_frames_get_nak_or_error_and_the_session_goes_on(small_model, 
         with pytest.raises(DeviceError, match="BAD_CONFIG"):
             link.request(P.MsgType.CONFIG, bytes(bad_cfg))
 
-        # still the same session: requests work and audio gives results
+        # still the same session: requests work and audio gives results (sent as a live
+        # source would, in uneven chunks)
         assert link.get_info().labels == tuple(small_model.labels)
-        results, _ = collect(link, speechlike(1.0))
-        assert len(results) == 1
+        results = []
+        link.listener = lambda t, obj: results.append(obj) if t == P.MsgType.RESULT else None
+        audio = speechlike(1.0)
+        sent = link.stream_audio_chunks(audio[i : i + 1000] for i in range(0, audio.size, 1000))
+        link.listener = None
+        assert sent == audio.size and len(results) == 1
         stats = link.get_stats()
         c = stats.parser
         assert c.bad_crc >= 1 and c.oversize >= 1 and c.bad_header >= 1 and c.truncated >= 1

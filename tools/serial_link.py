@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -225,6 +225,22 @@ class Link:
 
         done = (lambda k: progress(min(k * chunk, x.size), x.size)) if progress else None
         self.send_frames(frames(), on_acked=done)
+
+    def stream_audio_chunks(self, chunks: Iterable[np.ndarray], chunk: int = 256) -> int:
+        """Send int16 chunks as they come (a live source); returns the samples sent."""
+        sent = 0
+
+        def frames() -> Iterator[tuple[int, bytes]]:
+            nonlocal sent
+            for c in chunks:
+                x = np.ascontiguousarray(c, dtype="<i2")
+                for s in range(0, x.size, chunk):
+                    part = x[s : s + chunk]
+                    sent += part.size
+                    yield P.MsgType.AUDIO, part.tobytes()
+
+        self.send_frames(frames())
+        return sent
 
     def stream_features(
         self,

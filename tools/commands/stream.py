@@ -16,7 +16,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,7 +71,7 @@ def window_end_s(info: P.Info, frame: int) -> float:
 
 def run_stream(
     link,
-    audio: np.ndarray,
+    audio: np.ndarray | Iterator[np.ndarray],
     name: str,
     detector: DetectorConfig,
     features: np.ndarray | None = None,
@@ -79,11 +79,13 @@ def run_stream(
     on_result: Callable[[P.Result], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> StreamReport:
-    """Stream one file (int16 audio, or its features) from the stream start; collect what
-    the device reports and what the host detector makes of the same scores."""
+    """Stream one file (int16 audio, its features, or live chunks from an iterator) from
+    the stream start; collect what the device reports and what the host detector makes
+    of the same scores."""
     info = link.info
     labels = info.labels
-    report = StreamReport(name, audio.size / info.sample_rate)
+    live = not isinstance(audio, np.ndarray)
+    report = StreamReport(name, 0.0 if live else audio.size / info.sample_rate)
     mirror = Detector(detector)
 
     def heard(d) -> Heard:
@@ -112,7 +114,9 @@ def run_stream(
     link.listener = listener
     t0 = time.monotonic()
     try:
-        if features is None:
+        if live:
+            report.audio_s = link.stream_audio_chunks(audio, CHUNK) / info.sample_rate
+        elif features is None:
             link.stream_audio(audio, CHUNK, progress)
         else:
             link.stream_features(features, progress=progress)
@@ -245,37 +249,51 @@ def _features_for(info: P.Info, audio: np.ndarray) -> np.ndarray:
     return features(audio, fe)
 
 
-def _mic(seconds: float) -> np.ndarray:
-    import shutil
+class Microphone:
+    """Live 16 kHz mono capture through arecord (alsa-utils), read as it is recorded."""
 
-    if not shutil.which("arecord"):
-        raise DeviceError("--mic needs arecord (Debian package alsa-utils) and a capture device")
-    try:
-        raw = subprocess.run(
-            [
-                "arecord",
-                "-q",
-                "-f",
-                "S16_LE",
-                "-r",
-                "16000",
-                "-c",
-                "1",
-                "-t",
-                "raw",
-                "-d",
-                str(max(1, round(seconds))),
-            ],
-            capture_output=True,
-            check=True,
-            timeout=seconds + 10,
-        ).stdout
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        err = getattr(exc, "stderr", b"") or b""
-        raise DeviceError(
-            f"microphone: arecord failed ({err.decode(errors='replace').strip() or exc})"
-        ) from None
-    return np.frombuffer(raw, dtype="<i2").astype(np.int16)
+    def __init__(self, seconds: float) -> None:
+        import shutil
+
+        if not shutil.which("arecord"):
+            raise DeviceError("--mic needs arecord (Debian package alsa-utils)")
+        cards = subprocess.run(["arecord", "-l"], capture_output=True, text=True).stdout
+        if "card" not in cards:
+            raise DeviceError("--mic: no capture device found (arecord -l lists none)")
+        self.seconds = max(1, round(seconds))
+        self.name = "microphone"
+
+    def chunks(self, samples: int = 1600) -> Iterator[np.ndarray]:
+        cmd = [
+            "arecord",
+            "-q",
+            "-f",
+            "S16_LE",
+            "-r",
+            "16000",
+            "-c",
+            "1",
+            "-t",
+            "raw",
+            "-d",
+            str(self.seconds),
+        ]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            while True:
+                raw = proc.stdout.read(2 * samples)
+                if not raw:
+                    break
+                yield np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").astype(np.int16)
+            if proc.wait(5) != 0:
+                lines = proc.stderr.read().decode(errors="replace").strip().splitlines()
+                raise DeviceError(
+                    f"microphone: arecord failed ({lines[-1] if lines else 'no output'})"
+                )
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def open_port(port: str, target: str, elf: Path | None):
@@ -309,7 +327,8 @@ def _stream(args: argparse.Namespace) -> int:
 
     if not args.wav and args.mic is None:
         raise BnnkwsError("nothing to stream: give --wav FILE... or --mic SECONDS")
-    clips = [(str(w), read_audio(w)) for w in args.wav]  # fail on a bad file before starting
+    clips: list = [(str(w), read_audio(w)) for w in args.wav]  # fail on a bad file before starting
+    mic = Microphone(args.mic) if args.mic is not None else None
     link, emu = open_port(args.port, args.target, args.elf)
     out = sys.stdout
     try:
@@ -331,12 +350,18 @@ def _stream(args: argparse.Namespace) -> int:
             )
         else:
             print(f"{link.port_name}: {info.summary()}", file=out)
-        if args.mic is not None:
-            clips.append(("microphone", _mic(args.mic)))
+        if mic is not None:
+            clips.append((mic.name, mic))
         for name, audio in clips:
-            feats = _features_for(info, audio) if args.features else None
-            if not args.json:
-                print(f"{name}: {audio.size / info.sample_rate:.2f} s", file=out, flush=True)
+            if isinstance(audio, Microphone):
+                if not args.json:
+                    print(f"{name}: listening for {audio.seconds} s", file=out, flush=True)
+                audio = audio.chunks()
+                feats = None
+            else:
+                feats = _features_for(info, audio) if args.features else None
+                if not args.json:
+                    print(f"{name}: {audio.size / info.sample_rate:.2f} s", file=out, flush=True)
             prog = Progress(
                 Path(name).name,
                 info,
