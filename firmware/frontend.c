@@ -38,17 +38,19 @@ int32_t bk_ilog2_q(uint64_t x, unsigned frac_bits) {
     return r;
 }
 
-static void fft_q15(const bk_fe_params_t *p, int32_t *re, int32_t *im) {
+static void fft_q15(const bk_fe_params_t *p, int32_t *restrict re, int32_t *restrict im) {
     const unsigned n = p->frame_len;
+    const int16_t *restrict cos_t = p->cos_q15;
+    const int16_t *restrict sin_t = p->sin_q15;
     /* Radix-2 DIT butterflies with a halving per stage (spec step 3). The product sums
-     * fit int32: |b| <= 2^15 + 9 and |w| <= 2^15, so |br*c + bi*s| < 2^31 - 2^14. */
-    for (unsigned half = 1; half < n; half <<= 1) {
-        const unsigned stride = n / (2u * half);
-        for (unsigned g = 0; g < n; g += 2u * half) {
-            for (unsigned k = 0; k < half; k++) {
-                const int32_t c = p->cos_q15[k * stride];
-                const int32_t s = p->sin_q15[k * stride];
-                const unsigned ia = g + k, ib = g + k + half;
+     * fit int32: |b| <= 2^15 + 9 and |w| <= 2^15, so |br*c + bi*s| < 2^31 - 2^14.
+     * Loop order: twiddle outer, groups inner, so each twiddle is loaded once per stage. */
+    for (unsigned half = 1, stride = n >> 1; half < n; half <<= 1, stride >>= 1) {
+        for (unsigned k = 0; k < half; k++) {
+            const int32_t c = cos_t[k * stride];
+            const int32_t s = sin_t[k * stride];
+            for (unsigned ia = k; ia < n; ia += 2u * half) {
+                const unsigned ib = ia + half;
                 const int32_t br = re[ib], bi = im[ib];
                 const int32_t tr = (br * c + bi * s + (1 << 14)) >> 15;
                 const int32_t ti = (bi * c - br * s + (1 << 14)) >> 15;
@@ -64,37 +66,48 @@ static void fft_q15(const bk_fe_params_t *p, int32_t *re, int32_t *im) {
 
 void bk_fe_frame(const bk_fe_params_t *p, const int16_t *x, int8_t *out, bk_fe_work_t *w) {
     const unsigned n = p->frame_len;
-    const unsigned bits = bit_length32(n) - 1u;
+    const uint16_t *restrict win = p->window;
+    int32_t *restrict re = w->re;
+    int32_t *restrict im = w->im;
     int32_t peak = 0;
-    /* 1. window, straight into bit-reversed order for the in-place FFT */
-    for (unsigned i = 0; i < n; i++) {
-        unsigned r = 0;
-        for (unsigned b = 0; b < bits; b++) r |= ((i >> b) & 1u) << (bits - 1u - b);
-        const int32_t v = ((int32_t)x[i] * (int32_t)p->window[i] + (1 << 14)) >> 15;
-        w->re[r] = v;
-        w->im[r] = 0;
+    /* 1. window, straight into bit-reversed order for the in-place FFT; r = bitrev(i)
+     * is advanced by a reversed increment (add 1 at the top bit, carry downwards). */
+    for (unsigned i = 0, r = 0; i < n; i++) {
+        const int32_t v = ((int32_t)x[i] * (int32_t)win[i] + (1 << 14)) >> 15;
+        re[r] = v;
+        im[r] = 0;
         const int32_t a = v < 0 ? -v : v;
         if (a > peak) peak = a;
+        unsigned bit = n >> 1;
+        while (r & bit) {
+            r ^= bit;
+            bit >>= 1;
+        }
+        r |= bit;
     }
     /* 2. block normalisation: max|u| in [2^14, 2^15) */
     const unsigned e = peak ? 15u - bit_length32((uint32_t)peak) : 0u;
     if (e) {
-        for (unsigned i = 0; i < n; i++) w->re[i] = (int32_t)((uint32_t)w->re[i] << e);
+        for (unsigned i = 0; i < n; i++) re[i] = (int32_t)((uint32_t)re[i] << e);
     }
-    fft_q15(p, w->re, w->im); /* 3 */
+    fft_q15(p, re, im); /* 3 */
     const unsigned fb = p->log_frac_bits;
-    const uint16_t *wt = p->mel_weights;
+    const unsigned oshift = p->out_shift;
+    const int32_t obias = (1 << (oshift - 1u)) - p->out_offset;
+    const int32_t ecomp = (int32_t)((2u * e) << fb);
+    const uint16_t *restrict wt = p->mel_weights;
     for (unsigned m = 0; m < p->n_mels; m++) {
         uint64_t energy = 0;
         const unsigned start = p->mel_start[m], len = p->mel_len[m];
+        const int32_t *rr = re + start, *ii = im + start;
         for (unsigned j = 0; j < len; j++) {
-            const int32_t r = w->re[start + j], i = w->im[start + j];
+            const int32_t r = rr[j], i = ii[j];
             const uint32_t power = (uint32_t)(r * r) + (uint32_t)(i * i); /* 4 */
             energy += (uint64_t)power * wt[j];                            /* 5 */
         }
         wt += len;
-        const int32_t l = bk_ilog2_q(energy + 1u, fb) - (int32_t)((2u * e) << fb); /* 6 */
-        int32_t q = (l - p->out_offset + (1 << (p->out_shift - 1u))) >> p->out_shift; /* 7 */
+        const int32_t l = bk_ilog2_q(energy + 1u, fb) - ecomp; /* 6 */
+        int32_t q = (l + obias) >> oshift;                     /* 7 */
         if (q > 127) q = 127;
         if (q < -128) q = -128;
         out[m] = (int8_t)q;
