@@ -7,11 +7,10 @@ from __future__ import annotations
 import random
 
 import pytest
-from cffi import FFI
+from host_c import dlopen_host
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnnkws import hostlib
 from bnnkws.detector import (
     EXP2_NEG_Q15,
     NEVER,
@@ -40,10 +39,7 @@ INT32 = st.integers(-(2**31), 2**31 - 1)
 
 @pytest.fixture(scope="module")
 def clib():
-    ffi = FFI()
-    ffi.cdef(CDEF)
-    hostlib.run_scons(["target=host"])
-    return ffi, ffi.dlopen(str(hostlib.build_dir() / "host" / "libbnnkws.so"))
+    return dlopen_host(CDEF)
 
 
 class CDetector:

@@ -11,11 +11,10 @@ import zlib
 from pathlib import Path
 
 import pytest
-from cffi import FFI
+from host_c import dlopen_host
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnnkws import hostlib
 from bnnkws import protocol as P
 from bnnkws.detector import DetectorConfig
 
@@ -41,10 +40,7 @@ size_t bk_proto_encode(uint8_t *out, size_t cap, uint8_t type, uint8_t seq,
 
 @pytest.fixture(scope="module")
 def clib():
-    ffi = FFI()
-    ffi.cdef(CDEF)
-    hostlib.run_scons(["target=host"])
-    return ffi, ffi.dlopen(str(hostlib.build_dir() / "host" / "libbnnkws.so"))
+    return dlopen_host(CDEF)
 
 
 class CParser:

@@ -365,49 +365,33 @@ class Info:
         )
 
 
+# INFO payload: these fields in order (struct _INFO_HEAD), u8 n_conv, u8 acc_bits[n_conv],
+# u8 n_labels, NUL-terminated firmware, board, labels (firmware/app/link.c send_info).
+_INFO_FIELDS = (
+    "protocol",
+    "rx_window",
+    "max_payload",
+    "sample_rate",
+    "frame_len",
+    "hop",
+    "n_mels",
+    "n_frames",
+    "stride",
+    "tick_hz",
+    "model_hash",
+)
 _INFO_HEAD = struct.Struct("<BBHHHHBBHI8sB")
 
 
 def pack_info(i: Info) -> bytes:
-    head = _INFO_HEAD.pack(
-        i.protocol,
-        i.rx_window,
-        i.max_payload,
-        i.sample_rate,
-        i.frame_len,
-        i.hop,
-        i.n_mels,
-        i.n_frames,
-        i.stride,
-        i.tick_hz,
-        i.model_hash,
-        len(i.acc_bits),
-    )
-    strings = [i.firmware, i.board, *i.labels]
-    return (
-        head
-        + bytes(i.acc_bits)
-        + bytes([len(i.labels)])
-        + b"".join(s.encode() + b"\0" for s in strings)
-    )
+    head = _INFO_HEAD.pack(*(getattr(i, f) for f in _INFO_FIELDS), len(i.acc_bits))
+    strings = b"".join(s.encode() + b"\0" for s in (i.firmware, i.board, *i.labels))
+    return head + bytes(i.acc_bits) + bytes([len(i.labels)]) + strings
 
 
 def unpack_info(payload: bytes) -> Info:
     _need(payload, _INFO_HEAD.size + 1, "INFO", exact=False)
-    (
-        proto,
-        window,
-        max_payload,
-        rate,
-        frame_len,
-        hop,
-        n_mels,
-        n_frames,
-        stride,
-        tick_hz,
-        model_hash,
-        n_layers,
-    ) = _INFO_HEAD.unpack_from(payload)
+    *head, n_layers = _INFO_HEAD.unpack_from(payload)
     off = _INFO_HEAD.size
     _need(payload, off + n_layers + 1, "INFO", exact=False)
     acc_bits = tuple(payload[off : off + n_layers])
@@ -416,23 +400,7 @@ def unpack_info(payload: bytes) -> Info:
     if len(strings) < 2 + n_labels + 1 or strings[2 + n_labels] != b"":
         raise DeviceError(f"INFO payload: expected {2 + n_labels} NUL-terminated strings")
     text = [s.decode("utf-8", "replace") for s in strings[: 2 + n_labels]]
-    return Info(
-        proto,
-        window,
-        max_payload,
-        rate,
-        frame_len,
-        hop,
-        n_mels,
-        n_frames,
-        stride,
-        tick_hz,
-        model_hash,
-        acc_bits,
-        text[0],
-        text[1],
-        tuple(text[2:]),
-    )
+    return Info(*head, acc_bits, text[0], text[1], tuple(text[2:]))
 
 
 @dataclass(frozen=True)
