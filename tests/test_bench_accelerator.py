@@ -1,0 +1,224 @@
+"""`bnnkws bench accelerator`: which results it reads, the int8 view of the float baselines,
+the choice of N, and the page it writes (from hand-made ablation results: no training)."""
+
+import argparse
+import json
+from dataclasses import asdict
+
+import pytest
+import torch
+
+from bnnkws import bench_accelerator as ba
+from bnnkws.commands import bench_accelerator as cmd
+from bnnkws.errors import BnnkwsError
+from bnnkws.generator.accelerator import AcceleratorConfig
+from bnnkws.generator.model import DSCNN, BnnKws, TCResNet8, bnn_config, float_config
+
+# test accuracies of the hand-made results
+ACC = {
+    "dense-fbn-plain-32w-s0": 0.900,
+    "structured-sbn-plain-32w-s0": 0.905,
+    "structured-sbn-collab-6w-s0": 0.850,
+    "structured-sbn-collab-8w-s0": 0.880,  # 2 points below the baseline
+    "structured-sbn-collab-10w-s0": 0.895,  # within 1 point
+    "dscnn-s0": 0.930,
+    "tcresnet8-s0": 0.920,
+}
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser(prog="bnnkws")
+    cmd.register(p.add_subparsers(dest="command"))
+    return p.parse_args(argv)
+
+
+def _write_results(folder, bits=(6, 8, 10), modes=("wrap",)):
+    jobs, _ = ba.needed_jobs(bits, modes)
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "data": {"root": "/data/sc", "keywords": ["yes", "no"]},
+        "epochs": 40,
+        "subset": None,
+        "device": "cuda",
+    }
+    for j in jobs:
+        if j.name not in ACC:
+            continue
+        test = {
+            f"{b}{m[0]}": {"bits": b, "mode": m, "accuracy": ACC[j.name], "n": 100}
+            for b, m in j.deploy
+        }
+        if not j.deploy:
+            test = {"32w": {"bits": 32, "mode": "wrap", "accuracy": ACC[j.name], "n": 100}}
+        out = {
+            "job": asdict(j),
+            "settings": settings,
+            "test": test,
+            "cost": {},
+            "wall_s": 1.0,
+            "history": [],
+        }
+        (folder / f"{j.name}.json").write_text(json.dumps(out))
+    return jobs
+
+
+def test_needed_jobs_are_the_ablations():
+    jobs, cells = ba.needed_jobs((8,), ("wrap", "saturate"))
+    assert {j.name for j in jobs} == {
+        "dense-fbn-plain-32w-s0",
+        "structured-sbn-plain-32w-s0",
+        "structured-sbn-collab-8w-s0",
+        "structured-sbn-collab-8s-s0",
+        "dscnn-s0",
+        "tcresnet8-s0",
+    }
+    assert cells[("ovf", 32, "wrap", 0)][0] == "dense-fbn-plain-32w-s0"
+    assert cells[("collab", 8, "saturate", 0)][0] == "structured-sbn-collab-8s-s0"
+
+
+@pytest.mark.parametrize("cls", [DSCNN, TCResNet8])
+def test_int8_view_of_float_baselines(cls):
+    model = cls(float_config("dscnn" if cls is DSCNN else "tcresnet8", 10))
+    layers, n_in = ba.mac_layers(model)
+    assert n_in == 49 * 40
+    # the trainer's own count of multiply-accumulates and of conv/linear weights
+    assert sum(m.macs for m in layers) == model.macs()
+    weights = sum(
+        m.weight.numel()
+        for m in model.modules()
+        if isinstance(m, torch.nn.Conv1d | torch.nn.Conv2d | torch.nn.Linear)
+    )
+    assert sum(m.weights for m in layers) == weights
+    assert layers[-1].kind == "fc" and layers[-2].kind == "avgpool"
+    if cls is TCResNet8:
+        assert sum(m.kind == "add" for m in layers) == 3  # one residual addition per block
+    else:
+        assert sum(m.kind == "dwconv" for m in layers) == 4
+
+
+def _entries(accs: dict[int, float | None], base: float | None):
+    cfg = AcceleratorConfig()
+    res, cells = {}, {}
+    for b, a in accs.items():
+        name = f"structured-sbn-collab-{b}w-s0"
+        cells[("collab", b, "wrap", 0)] = (name, b, "wrap")
+        if a is not None:
+            res[name] = {"test": {f"{b}w": {"accuracy": a}}}
+    cells[("ovf", 32, "wrap", 0)] = ("dense-fbn-plain-32w-s0", 32, "wrap")
+    if base is not None:
+        res["dense-fbn-plain-32w-s0"] = {"test": {"32w": {"accuracy": base}}}
+    return ba.build_entries(res, cells, cfg, tuple(accs), ("wrap",))
+
+
+@pytest.mark.parametrize(
+    ("accs", "base", "n"),
+    [
+        ({6: 0.89, 8: 0.895, 10: 0.9}, 0.90, 8),  # N = 8 within 1 point
+        ({6: 0.80, 8: 0.88, 10: 0.895, 12: 0.9}, 0.90, 10),  # the smallest N within 1 point
+        ({6: 0.80, 8: 0.85}, 0.90, 8),  # none within: N = 8 and its shortfall
+        ({6: None, 8: None}, None, 8),  # nothing measured
+    ],
+)
+def test_headline_n(accs, base, n):
+    entries = _entries(accs, base)
+    assert ba.headline_bits(entries, "wrap", base) == n
+
+
+def test_page_from_results(tmp_path, capsys):
+    results, docs = tmp_path / "res", tmp_path / "docs"
+    _write_results(results)
+    args = _parse(
+        [
+            "bench",
+            "accelerator",
+            "--results",
+            str(results),
+            "--docs",
+            str(docs),
+            "--bits",
+            "6",
+            "8",
+            "10",
+            "--modes",
+            "wrap",
+            "--no-mcu",
+        ]
+    )
+    assert args.func(args) == 0
+    page = (docs / "ACCELERATOR.md").read_text()
+    assert (docs / "accelerator.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # N = 8 is 2 points below the baseline, N = 10 within 1 point: the headline is N = 10
+    assert (
+        "| target (against the 32-bit BNN with standard BN) | required | ours N=10 wrap |" in page
+    )
+    assert "-0.5 points: **met**" in page
+    assert "at least 49.1% less" in page and "**not met**" in page
+    for label, acc in (
+        ("BNN dense, 32-bit acc., standard BN", "90.0"),
+        ("ours (full method), N=8 wrap", "88.0"),
+        ("DS-CNN (MLPerf Tiny shape), int8", "93.0"),
+        ("TC-ResNet8, int8", "92.0"),
+    ):
+        assert (
+            f"| {label} | " in page
+            and f" | {acc} | " in page.split(f"| {label} | ")[1].split("\n")[0]
+        )
+    assert "40 epochs, all training clips, cuda" in page
+    assert "Not measured (`--no-mcu`)." in page
+    out = capsys.readouterr().out
+    assert "ours N=10 wrap:" in out and "wrote" in out
+
+
+def test_costs_only_without_results(tmp_path):
+    docs = tmp_path / "docs"
+    args = _parse(
+        [
+            "bench",
+            "accelerator",
+            "--quick",
+            "--results",
+            str(tmp_path / "none"),
+            "--docs",
+            str(docs),
+            "--no-mcu",
+        ]
+    )
+    assert args.func(args) == 0
+    page = (docs / "ACCELERATOR.md").read_text()
+    assert page.startswith("# Accelerator model") and "(quick smoke run)" in page
+    assert "not measured" in page and "`structured-sbn-collab-8w-s0`" in page
+    assert (docs / "accelerator.png").is_file()
+
+
+def test_trained_checkpoint_costs_what_the_preset_costs(tmp_path):
+    from bnnkws.generator.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = BnnKws(bnn_config("structured", 10, acc_bits=8, acc_mode="wrap"))
+    save_checkpoint(
+        tmp_path / "checkpoints" / "structured-sbn-collab-8w-s0.pt",
+        model,
+        [f"c{i}" for i in range(10)],
+    )
+    _, cells = ba.needed_jobs((8,), ("wrap",))
+    entries = ba.build_entries({}, cells, AcceleratorConfig(), (8,), ("wrap",), tmp_path)
+    checked = {e.key for e in entries if e.checked}
+    assert checked == {"ours-N8w"}
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(BnnkwsError, match="--bits 40"):
+        args = _parse(["bench", "accelerator", "--bits", "40", "--no-mcu"])
+        args.func(args)
+    with pytest.raises(BnnkwsError, match="pe_rows"):
+        args = _parse(
+            ["bench", "accelerator", "--pe-rows", "0", "--no-mcu", "--results", "/nonexistent"]
+        )
+        args.func(args)
+
+
+def test_no_emulator_no_mcu_figures(monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    entries = _entries({8: None}, None)
+    note = ba.measure_mcu(entries, ["base"], None)
+    assert "not installed" in note and all(e.mcu is None for e in entries)
