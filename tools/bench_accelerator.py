@@ -111,60 +111,29 @@ def mac_layers(model) -> tuple[list[MacLayer], int]:
     out: list[MacLayer] = []
 
     def hook(mod, inp, res):
-        name = type(mod).__name__
-        x = inp[0]
+        name, n_in, n_out = type(mod).__name__, inp[0].numel(), res.numel()
+        io = {"in_values": n_in, "out_values": n_out}
         if isinstance(mod, nn.Conv1d | nn.Conv2d):
             k = math.prod(mod.kernel_size) * (mod.in_channels // mod.groups)
-            kind = "dwconv" if mod.groups > 1 and mod.groups == mod.in_channels else "conv"
+            kind = "dwconv" if 1 < mod.groups == mod.in_channels else "conv"
             out.append(
-                MacLayer(
-                    name,
-                    kind,
-                    res.numel() * k,
-                    res.numel(),
-                    mod.weight.numel(),
-                    mod.out_channels,
-                    in_values=x.numel(),
-                    out_values=res.numel(),
-                )
+                MacLayer(name, kind, n_out * k, n_out, mod.weight.numel(), mod.out_channels, **io)
             )
         elif isinstance(mod, nn.Linear):
+            macs = mod.in_features * mod.out_features
             out.append(
-                MacLayer(
-                    name,
-                    "fc",
-                    mod.in_features * mod.out_features,
-                    mod.out_features,
-                    mod.weight.numel(),
-                    mod.out_features,
-                    in_values=x.numel(),
-                    out_values=res.numel(),
-                )
+                MacLayer(name, "fc", macs, n_out, mod.weight.numel(), mod.out_features, **io)
             )
         elif isinstance(mod, _TCBlock):  # y + skip: one addition and one requantisation per value
             out.append(
                 MacLayer(
-                    "residual",
-                    "add",
-                    0,
-                    res.numel(),
-                    adds=res.numel(),
-                    in_values=2 * res.numel(),
-                    out_values=res.numel(),
+                    "residual", "add", 0, n_out, adds=n_out, in_values=2 * n_out, out_values=n_out
                 )
             )
-        elif mod is model.blocks:  # global average pool over the blocks' output
+        elif mod is model.blocks:  # global average pool: sums, then one scaling per channel
             c = res.shape[1]
             out.append(
-                MacLayer(
-                    "avgpool",
-                    "avgpool",
-                    0,
-                    c,
-                    adds=res.numel(),
-                    in_values=res.numel(),
-                    out_values=c,
-                )
+                MacLayer("avgpool", "avgpool", 0, c, adds=n_out, in_values=n_out, out_values=c)
             )
 
     hooks = [m.register_forward_hook(hook) for m in model.modules()]
@@ -178,9 +147,7 @@ def mac_layers(model) -> tuple[list[MacLayer], int]:
         model.train(was)
         for h in hooks:
             h.remove()
-    # the residual hook fires after the block's convolutions, the pool after the blocks:
-    # keep execution order as recorded
-    return out, cfg["n_frames"] * cfg["n_mels"]
+    return out, cfg["n_frames"] * cfg["n_mels"]  # layers in execution order
 
 
 def float_model(kind: str, n_classes: int = N_CLASSES):
@@ -209,6 +176,7 @@ class Entry:
     checked: bool = False  # cost equal to the trained checkpoint's integer model
     mcu: int | None = None  # Cortex-M4 instructions per inference
     mcu_note: str = ""
+    short: str = ""  # column heading
 
     @property
     def bn(self) -> str:
@@ -238,6 +206,15 @@ def _costed(
     return cost, True
 
 
+LABELS = {  # key: (row label, column heading)
+    "base": ("BNN dense, 32-bit acc., standard BN", "base"),
+    "base-thr": ("BNN dense, 32-bit acc., BN folded to thresholds", "base, thresholds"),
+    "struct32": ("BNN structured, 32-bit acc., SBN thresholds", "structured 32-bit"),
+    "dscnn": ("DS-CNN (MLPerf Tiny shape), int8", "DS-CNN int8"),
+    "tcresnet8": ("TC-ResNet8, int8", "TC-ResNet8 int8"),
+}
+
+
 def build_entries(
     res: dict,
     cells: dict,
@@ -250,96 +227,35 @@ def build_entries(
     """Every row of the comparison, accuracy where the results hold it."""
     entries: list[Entry] = []
 
-    def job(key, b, m):
-        c = cells.get((key, b, m, 0))
-        return c[0] if c else None
+    def job(cell: str, b: int, m: str) -> str | None:
+        found = cells.get((cell, b, m, 0))
+        return found[0] if found else None
+
+    def bnn(key: str, cell: str, model: IntegerModel, c: AcceleratorConfig, b: int, m: str) -> None:
+        label, short = LABELS.get(key) or (f"ours (full method), N={b} {m}", f"ours N={b} {m}")
+        cost, ok = _costed(model, c, results, job(cell, b, m), b, m)
+        acc = accuracy(res, cells, cell, b, m)
+        entries.append(
+            Entry(key, label, "bnn", cost, acc, job(cell, b, m), b, m, model, ok, short=short)
+        )
 
     dense = preset_model("dense", 32, "wrap", n_classes)
-    jb = job("ovf", 32, "wrap")
-    acc_b = accuracy(res, cells, "ovf", 32, "wrap")
-    cost, ok = _costed(dense, baseline_config(cfg), results, jb, 32, "wrap")
-    entries.append(
-        Entry(
-            "base",
-            "BNN dense, 32-bit acc., standard BN",
-            "bnn",
-            cost,
-            acc_b,
-            jb,
-            32,
-            "wrap",
-            dense,
-            ok,
-        )
-    )
-    cost, ok = _costed(
-        dense, replace(cfg, acc_bits=32, bn_unit="comparator"), results, jb, 32, "wrap"
-    )
-    entries.append(
-        Entry(
-            "base-thr",
-            "BNN dense, 32-bit acc., BN folded to thresholds",
-            "bnn",
-            cost,
-            acc_b,
-            jb,
-            32,
-            "wrap",
-            dense,
-            ok,
-        )
-    )
-    st = preset_model("structured", 32, "wrap", n_classes)
-    js = job("struct", 32, "wrap")
-    cost, ok = _costed(st, replace(cfg, acc_bits=32), results, js, 32, "wrap")
-    entries.append(
-        Entry(
-            "struct32",
-            "BNN structured, 32-bit acc., SBN thresholds",
-            "bnn",
-            cost,
-            accuracy(res, cells, "struct", 32, "wrap"),
-            js,
-            32,
-            "wrap",
-            st,
-            ok,
-        )
-    )
+    bnn("base", "ovf", dense, baseline_config(cfg), 32, "wrap")
+    bnn("base-thr", "ovf", dense, replace(cfg, acc_bits=32, bn_unit="comparator"), 32, "wrap")
+    structured = preset_model("structured", 32, "wrap", n_classes)
+    bnn("struct32", "struct", structured, replace(cfg, acc_bits=32), 32, "wrap")
     for m in modes:
         for b in sorted(bits):
-            model = preset_model("structured", b, m, n_classes)
-            jo = job("collab", b, m)
-            cost, ok = _costed(model, cfg, results, jo, b, m)
-            entries.append(
-                Entry(
-                    f"ours-N{b}{m[0]}",
-                    f"ours (full method), N={b} {m}",
-                    "bnn",
-                    cost,
-                    accuracy(res, cells, "collab", b, m),
-                    jo,
-                    b,
-                    m,
-                    model,
-                    ok,
-                )
+            bnn(
+                f"ours-N{b}{m[0]}", "collab", preset_model("structured", b, m, n_classes), cfg, b, m
             )
-    for kind, label in (
-        ("dscnn", "DS-CNN (MLPerf Tiny shape), int8"),
-        ("tcresnet8", "TC-ResNet8, int8"),
-    ):
+    for kind in ("dscnn", "tcresnet8"):
         layers, n_in = mac_layers(float_model(kind, n_classes))
-        entries.append(
-            Entry(
-                kind,
-                label,
-                "int8",
-                mac_model_cost(layers, n_in, cfg),
-                accuracy(res, cells, f"baseline:{kind}", 32, "wrap"),
-                job(f"baseline:{kind}", 32, "wrap"),
-            )
-        )
+        cell = f"baseline:{kind}"
+        acc = accuracy(res, cells, cell, 32, "wrap")
+        cost = mac_model_cost(layers, n_in, cfg)
+        label, short = LABELS[kind]
+        entries.append(Entry(kind, label, "int8", cost, acc, job(cell, 32, "wrap"), short=short))
     return entries
 
 
@@ -531,7 +447,7 @@ def breakdown_table(r: Report, keys: list[str]) -> list[str]:
     es = [r.get(k) for k in keys]
     es = [e for e in es if e is not None]
     L = [
-        "| bit-operations (M) | " + " | ".join(e.label for e in es) + " |",
+        "| bit-operations (M) | " + " | ".join(e.short or e.label for e in es) + " |",
         "|---|" + "---:|" * len(es),
     ]
     for attr, label in BREAKDOWN:
@@ -544,7 +460,11 @@ def breakdown_table(r: Report, keys: list[str]) -> list[str]:
         )
         + " |"
     )
-    L += ["", "| cycles | " + " | ".join(e.label for e in es) + " |", "|---|" + "---:|" * len(es)]
+    L += [
+        "",
+        "| cycles | " + " | ".join(e.short or e.label for e in es) + " |",
+        "|---|" + "---:|" * len(es),
+    ]
     for attr, label in (
         ("compute_cycles", "lane steps (XNOR-popcount-accumulate)"),
         ("output_cycles", "output units"),
@@ -556,7 +476,7 @@ def breakdown_table(r: Report, keys: list[str]) -> list[str]:
     mem = (("weight_bits", "weights (bits)"), ("param_bits", "BN / threshold parameters (bits)"))
     L += [
         "",
-        "| on-chip memory | " + " | ".join(e.label for e in es) + " |",
+        "| on-chip memory | " + " | ".join(e.short or e.label for e in es) + " |",
         "|---|" + "---:|" * len(es),
     ]
     for attr, label in mem:
