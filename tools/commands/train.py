@@ -177,7 +177,7 @@ def run_train(args: argparse.Namespace) -> int:
         say(f"no test split: {exc}")
     metrics["cost"] = model.cost()
     train_info = {
-        "command": "bnnkws " + " ".join(sys.argv[1:]) if sys.argv and "bnnkws" in sys.argv[0] else None,
+        "command": "bnnkws " + " ".join(sys.argv[1:]),
         "argv": [str(a) for a in sys.argv[1:]],
         "seed": args.seed,
         "data": {**spec.describe(), "n_train": int(len(data.y_train)), "n_validation": int(len(data.y_val)),
