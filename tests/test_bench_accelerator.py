@@ -222,3 +222,17 @@ def test_no_emulator_no_mcu_figures(monkeypatch):
     entries = _entries({8: None}, None)
     note = ba.measure_mcu(entries, ["base"], None)
     assert "not installed" in note and all(e.mcu is None for e in entries)
+
+
+def test_a_model_file_gets_its_own_row(tmp_path):
+    from bnn_models import random_integer_model
+
+    from bnnkws.generator import blob
+    from bnnkws.generator.accelerator import model_cost
+
+    model = random_integer_model(1, arch="structured", n_classes=10)
+    path = tmp_path / "default.bkim"
+    path.write_bytes(blob.to_bytes(model))
+    e = ba.file_entry(path, AcceleratorConfig())
+    assert e.label == "default model `default.bkim`" and e.accuracy is None
+    assert e.cost.summary() == model_cost(model).summary()

@@ -175,7 +175,6 @@ class Entry:
     model: IntegerModel | None = field(default=None, repr=False)
     checked: bool = False  # cost equal to the trained checkpoint's integer model
     mcu: int | None = None  # Cortex-M4 instructions per inference
-    mcu_note: str = ""
     short: str = ""  # column heading
 
     @property
@@ -202,7 +201,7 @@ def _costed(
         return cost, False
     trained = model_cost(checkpoint_model(ckpt, bits, mode), cfg)
     if trained.summary() != cost.summary():
-        raise AssertionError(f"{ckpt}: its integer model costs differently from the preset's")
+        raise ValueError(f"{ckpt}: its integer model costs differently from the trainer preset's")
     return cost, True
 
 
@@ -259,6 +258,18 @@ def build_entries(
     return entries
 
 
+def file_entry(path: Path, cfg: AcceleratorConfig) -> Entry:
+    """A row for a model file (blob or checkpoint), e.g. the shipped default model; its
+    accuracy is not known here."""
+    from bnnkws.commands.export import load_any
+
+    model = load_any(path).model
+    label = f"default model `{Path(path).name}`"
+    return Entry(
+        "default", label, "bnn", model_cost(model, cfg), model=model, short="default model"
+    )
+
+
 def headline_bits(entries: list[Entry], mode: str, base_acc: float | None) -> int:
     """N = 8, or the smallest N whose accuracy is within 1 point of the 32-bit baseline when
     N = 8 is not; 8 when nothing is measured or nothing is within 1 point."""
@@ -308,13 +319,12 @@ def measure_mcu(entries: list[Entry], keys: list[str], build_root: Path, log=pri
     if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
         return "qemu-system-arm or arm-none-eabi-gcc not installed: Cortex-M4 figures not measured"
     from bnnkws.bench_mcu import McuCase, measure
+    from bnnkws.generator import blob
 
     done: dict[str, int] = {}
     for e in entries:
         if e.key not in keys or e.model is None:
             continue
-        from bnnkws.generator import blob
-
         h = blob.model_hash(blob.to_bytes(e.model))
         if h not in done:
             log(f"bench accelerator: {e.key} on the emulated Cortex-M4 ...")

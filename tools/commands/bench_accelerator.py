@@ -92,6 +92,7 @@ def run_accelerator(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from bnnkws import bench_accelerator as ba
+    from bnnkws.commands.demo import shipped_model
     from bnnkws.generator import ablation
     from bnnkws.generator.accelerator import AcceleratorConfig
 
@@ -128,9 +129,12 @@ def run_accelerator(args: argparse.Namespace) -> int:
         (r["settings"]["data"]["keywords"] for r in res.values() if "settings" in r), args.keywords
     )
     entries = ba.build_entries(res, cells, cfg, bits, modes, results, n_classes=len(keywords) + 2)
+    shipped = shipped_model()
+    if shipped is not None:
+        entries.insert(3, ba.file_entry(shipped, cfg))
     mcu_note = "Not measured (`--no-mcu`)."
     if not args.no_mcu:
-        keys = ["base", "struct32"] + [
+        keys = ["base", "struct32", "default"] + [
             f"ours-N{ba.headline_bits(entries, m, entries[0].accuracy)}{m[0]}" for m in modes
         ]
         from bnnkws.firmware import default_build_root
