@@ -18,6 +18,7 @@ from bnnkws.errors import BnnkwsError
 COMMAND_MODULES = [
     "bnnkws.commands.data",
     "bnnkws.commands.features",
+    "bnnkws.commands.train",
     "bnnkws.commands.export",
     "bnnkws.commands.build",
     "bnnkws.commands.verify",
@@ -26,6 +27,7 @@ COMMAND_MODULES = [
     "bnnkws.commands.stream",
     "bnnkws.commands.bench_mcu",
     "bnnkws.commands.demo",
+    "bnnkws.commands.bench",
 ]
 
 
