@@ -628,6 +628,14 @@ def format_doc(r: Report) -> str:
         "",
     ]
     L += comparison_table(r) + [""]
+    L += [
+        "Accuracy notes: the BNN accuracies are those of the deployed integer models (the ablation "
+        "evaluates in the integer arithmetic), so the standard-BN baseline is measured with its hidden "
+        "BN folded into exact thresholds and its score scales rounded to powers of two at export; an "
+        "exact multiplier would change only that last rounding. The int8 rows carry the accuracy of "
+        "the float model: their int8 quantisation is costed, not trained or measured.",
+        "",
+    ]
     if r.missing:
         L += [
             "Rows without accuracy lack these ablation results in `"
