@@ -127,15 +127,16 @@ def run_accuracy(args: argparse.Namespace) -> int:
         "tile": settings.tile, "jobs": args.jobs, "device": args.device,
         "device_desc": _device_desc(args.device), "torch": torch.__version__,
         "elapsed_s": summary["elapsed_s"], "data_note": "Speech Commands layout, CC-BY-4.0 clips",
+        "python": platform.python_version(),
     }
     if args.report_only and prev:
         # the numbers of the run that produced the results, not of this machine
         meta.update({k: prev[k] for k in ("command", "device", "device_desc", "torch", "jobs", "elapsed_s",
-                                          "epochs", "batch_size", "lr") if k in prev})
+                                          "epochs", "batch_size", "lr", "python") if k in prev})
+        meta["report_command"] = "bnnkws " + " ".join(sys.argv[1:])
     if not args.report_only:
         results.mkdir(parents=True, exist_ok=True)
-        run_file.write_text(json.dumps({**meta, "ran": summary.get("ran", []),
-                                        "python": platform.python_version()}, indent=1) + "\n")
+        run_file.write_text(json.dumps({**meta, "ran": summary.get("ran", [])}, indent=1) + "\n")
     md, png = docs / "ABLATION.md", docs / "ablation.png"
     ablation.write_report(results, md, png, meta, bits, modes, seeds)
     print(f"wrote {md} and {png} ({summary['elapsed_s'] / 60:.1f} min)")
