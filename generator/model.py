@@ -152,40 +152,25 @@ def bnn_preset(name: str, n_classes: int = 10) -> dict:
     channels, fan-in 84 < 128, so at N >= 8 the scores can never overflow.
     Accumulator and batch-norm kind are set by the caller (see :func:`bnn_config`).
     """
+    if name not in ("dense", "structured"):
+        raise ValueError(f"unknown BNN preset {name!r}, expected dense or structured")
     per_class = 12
-    if name == "dense":
-        return {
-            "kind": "bnn",
-            "preset": "dense",
-            "n_frames": N_FRAMES,
-            "n_mels": N_MELS,
-            "n_classes": n_classes,
-            "act": "pm1",
-            "first": {"c_out": 128, "kernel": 3, "stride": 2, "acc_bits": 16},
-            "blocks": [
-                {"c_out": 128, "kernel": 3, "stride": 1, "groups": 1, "pool": 2},
-                {"c_out": 128, "kernel": 3, "stride": 1, "groups": 1, "pool": 1},
-                {"c_out": per_class * n_classes, "kernel": 3, "stride": 1, "groups": 1, "pool": 1},
-            ],
-            "last": {"groups": 1, "pool": 1},
-        }
-    if name == "structured":
-        return {
-            "kind": "bnn",
-            "preset": "structured",
-            "n_frames": N_FRAMES,
-            "n_mels": N_MELS,
-            "n_classes": n_classes,
-            "act": "01",
-            "first": {"c_out": 128, "kernel": 3, "stride": 2, "acc_bits": 16},
-            "blocks": [
-                {"c_out": 128, "kernel": 3, "stride": 1, "groups": 1, "pool": 2},
-                {"c_out": 128, "kernel": 3, "stride": 1, "groups": 1, "pool": 1},
-                {"c_out": per_class * n_classes, "kernel": 3, "stride": 1, "groups": 1, "pool": 1},
-            ],
-            "last": {"groups": n_classes, "pool": 1},
-        }
-    raise ValueError(f"unknown BNN preset {name!r}, expected dense or structured")
+    structured = name == "structured"
+    return {
+        "kind": "bnn",
+        "preset": name,
+        "n_frames": N_FRAMES,
+        "n_mels": N_MELS,
+        "n_classes": n_classes,
+        "act": "01" if structured else "pm1",
+        "first": {"c_out": 128, "kernel": 3, "stride": 2, "acc_bits": 16},
+        "blocks": [
+            {"c_out": 128, "kernel": 3, "stride": 1, "groups": 1, "pool": 2},
+            {"c_out": 128, "kernel": 3, "stride": 1, "groups": 1, "pool": 1},
+            {"c_out": per_class * n_classes, "kernel": 3, "stride": 1, "groups": 1, "pool": 1},
+        ],
+        "last": {"groups": n_classes if structured else 1, "pool": 1},
+    }
 
 
 def bnn_config(

@@ -1,10 +1,9 @@
 """`bnnkws bench accuracy`: the training ablation (generator/ablation.py) as a command.
 
-`bench` has several actions, each written in its own module. A module adds its action
-with ``bench_actions(subparsers).add_parser(...)``; the first module to ask creates the
-`bench` parser, later ones get its sub-parsers, so the modules may be listed in any order
-in cli.COMMAND_MODULES (this one adds `accuracy`; `host`, `mcu`, `accelerator` live in
-bench_host.py and the like).
+`bench` has several actions, each in its own module (`host`, `mcu`, `accelerator`,
+`accuracy`); each adds itself through ``bench_host.bench_actions``, which creates the
+`bench` parser on first use, so the modules may be listed in any order in
+cli.COMMAND_MODULES.
 """
 
 from __future__ import annotations
@@ -16,24 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+from bnnkws.commands.bench_host import bench_actions
 from bnnkws.errors import BnnkwsError
 
 DEFAULT_RESULTS = Path("runs/ablation")
-
-
-def bench_actions(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    """The sub-parsers of `bench`, creating the `bench` parser on first use."""
-    parser = subparsers.choices.get("bench")
-    if parser is None:
-        parser = subparsers.add_parser("bench", help="benchmarks",
-                                       description="Benchmarks (not tests): numbers depend on the machine.")
-        sub = parser.add_subparsers(dest="bench_command", metavar="ACTION")
-        sub.required = True
-        return sub
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    raise RuntimeError("the bench parser has no sub-commands")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
