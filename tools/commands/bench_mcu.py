@@ -36,7 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="accumulator widths of the sweep (default 8 16 32; none to skip)",
     )
     p.add_argument(
-        "--mode", default="wrap", choices=("wrap", "saturate"), help="accumulator mode of the sweep"
+        "--mode",
+        default="both",
+        choices=("wrap", "saturate", "both"),
+        help="accumulator mode(s) of the sweep (default both)",
     )
     p.add_argument(
         "--m3", action="store_true", help="also run the first model on mps2-an385 (Cortex-M3)"
@@ -65,14 +68,16 @@ def _bench_mcu(args: argparse.Namespace) -> int:
         cases.append(
             McuCase("model" if args.model else "default", f"{Path(path).name}", loaded.model)
         )
-    for n in args.bits:
-        cases.append(
-            McuCase(
-                f"{args.preset}-N{n}",
-                f"untrained '{args.preset}' preset, {n}-bit {args.mode} hidden accumulators",
-                preset_model(args.preset, n, args.mode),
+    modes = ("wrap", "saturate") if args.mode == "both" else (args.mode,)
+    for mode in modes:
+        for n in args.bits:
+            cases.append(
+                McuCase(
+                    f"{args.preset}-N{n}-{mode}",
+                    f"untrained '{args.preset}' preset, {n}-bit {mode} hidden accumulators",
+                    preset_model(args.preset, n, mode),
+                )
             )
-        )
     if not cases:
         print("bench mcu: nothing to measure (no model, no --bits)")
         return 0
@@ -88,7 +93,7 @@ def _bench_mcu(args: argparse.Namespace) -> int:
     if args.doc is not None:
         cmd = "bnnkws bench mcu" + (f" {args.model}" if args.model else "")
         cmd += (
-            f" --bits {' '.join(map(str, args.bits))}"
+            f" --bits {' '.join(map(str, args.bits))} --mode {args.mode}"
             + (" --m3" if args.m3 else "")
             + f" --doc {args.doc}"
         )
