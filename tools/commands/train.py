@@ -150,7 +150,11 @@ def run_train(args: argparse.Namespace) -> int:
     spec = DataSpec(str(args.data), list(args.keywords), args.silence_fraction, args.unknown_fraction, args.data_seed)
     frontend = default_params()
     t0 = time.time()
+    if distributed and rank != 0:
+        torch.distributed.barrier()  # rank 0 fills the feature cache first
     data = load_train_data(spec, frontend, args.cache, progress=rank == 0)
+    if distributed and rank == 0:
+        torch.distributed.barrier()
     say(f"data: {len(data.y_train)} train / {len(data.y_val)} validation examples, "
         f"{len(data.labels)} labels, features {time.time() - t0:.1f} s")
     if len(data.y_train) == 0 or len(data.y_val) == 0:
