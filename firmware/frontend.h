@@ -10,7 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Largest frame_len the workspace holds; a board build may set it to its model's frame_len
+ * (e.g. -DBK_FE_MAX_FRAME=512u) to save RAM. bk_fe_* never checks it: callers do. */
+#ifndef BK_FE_MAX_FRAME
 #define BK_FE_MAX_FRAME 1024u
+#endif
 
 typedef struct {
     uint16_t sample_rate;     /* Hz (informative) */
