@@ -52,6 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-baselines", action="store_true", help="skip the float DS-CNN and TC-ResNet8")
     p.add_argument("--no-components", action="store_true", help="skip the collaborative-training components")
     p.add_argument("--report-only", action="store_true", help="only rewrite the report from saved results")
+    p.add_argument("--prepare-only", action="store_true",
+                   help="only fill the feature cache (then --cache can travel to a machine without the audio)")
     p.set_defaults(func=run_accuracy)
 
 
@@ -86,6 +88,8 @@ def run_accuracy(args: argparse.Namespace) -> int:
           f"({time.time() - t0:.1f} s)")
     if min(counts.values()) == 0:
         raise BnnkwsError(f"{args.data}: a split is empty (train/validation/test: {counts})")
+    if args.prepare_only:
+        return 0
     settings = ablation.Settings(
         data={"root": spec.root, "keywords": spec.keywords, "silence_fraction": spec.silence_fraction,
               "unknown_fraction": spec.unknown_fraction, "seed": spec.seed},
@@ -134,3 +138,20 @@ def _device_desc(device: str) -> str:
 
         return f"{torch.cuda.get_device_name(0)} ({torch.cuda.device_count()} GPU)"
     return f"{platform.processor() or platform.machine()} CPU"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bnnkws.commands.bench accuracy ...``: this action alone, for machines where
+    the full CLI cannot start (it imports soundfile through other commands)."""
+    parser = argparse.ArgumentParser(prog="bnnkws bench")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["bench", *(argv if argv is not None else sys.argv[1:])])
+    try:
+        return int(args.func(args) or 0)
+    except BnnkwsError as exc:
+        print(f"bnnkws bench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
