@@ -244,7 +244,7 @@ class TrainOptions:
     label_smoothing: float = 0.05
     seed: int = 0
     device: str = "cpu"
-    threads: int = 2
+    threads: int = 1
     augment: bool = True
     # collaborative training (BNN only); all off = plain training at the configured N
     collab: bool = False

@@ -59,7 +59,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW, warm-up then cosine; default 3e-3)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: the small kernels gain little from more, and "
+                   "on a shared machine extra threads spin against other processes)")
     p.add_argument("--no-augment", action="store_true", help="no time shift / level / noise augmentation")
     p.add_argument("--collab", action=argparse.BooleanOptionalAction, default=True,
                    help="overflow-heuristic collaborative training (default on; BNN only)")
