@@ -138,8 +138,11 @@ class BnnLayer(nn.Module):
 # --------------------------------------------------------------------------------------
 # Architecture configuration
 # --------------------------------------------------------------------------------------
+BNN_PRESETS = ("structured", "dense", "compact")
+
+
 def bnn_preset(name: str, n_classes: int = 10) -> dict:
-    """The two BNN architectures of the ablation; they differ only where overflow is decided.
+    """The BNN architectures; ``dense`` and ``structured`` differ only where overflow is decided.
 
     Both: int8 first layer 40 -> 128 channels (kernel 3, stride 2, 16-bit accumulator),
     three binary temporal convolutions (128, 128, 12 per class; kernel 3; OR pooling by 2
@@ -150,12 +153,15 @@ def bnn_preset(name: str, n_classes: int = 10) -> dict:
     ``structured``: {0,1} activations (a sum only counts the active inputs, so typical
     magnitudes halve) and a last layer grouped per class: class k sees only its own 12
     channels, fan-in 84 < 128, so at N >= 8 the scores can never overflow.
+    ``compact``: ``structured`` at half the width (64 channels, 6 per class: hidden
+    fan-in 192, last fan-in 42), about a quarter of the binary work and half the int8
+    work — the shape sized for the Cortex-M4 budget of docs/BENCH_MCU.md.
     Accumulator and batch-norm kind are set by the caller (see :func:`bnn_config`).
     """
-    if name not in ("dense", "structured"):
-        raise ValueError(f"unknown BNN preset {name!r}, expected dense or structured")
-    per_class = 12
-    structured = name == "structured"
+    if name not in BNN_PRESETS:
+        raise ValueError(f"unknown BNN preset {name!r}, expected one of {', '.join(BNN_PRESETS)}")
+    width, per_class = (64, 6) if name == "compact" else (128, 12)
+    structured = name != "dense"
     return {
         "kind": "bnn",
         "preset": name,
@@ -163,10 +169,10 @@ def bnn_preset(name: str, n_classes: int = 10) -> dict:
         "n_mels": N_MELS,
         "n_classes": n_classes,
         "act": "01" if structured else "pm1",
-        "first": {"c_out": 128, "kernel": 3, "stride": 2, "acc_bits": 16},
+        "first": {"c_out": width, "kernel": 3, "stride": 2, "acc_bits": 16},
         "blocks": [
-            {"c_out": 128, "kernel": 3, "stride": 1, "groups": 1, "pool": 2},
-            {"c_out": 128, "kernel": 3, "stride": 1, "groups": 1, "pool": 1},
+            {"c_out": width, "kernel": 3, "stride": 1, "groups": 1, "pool": 2},
+            {"c_out": width, "kernel": 3, "stride": 1, "groups": 1, "pool": 1},
             {"c_out": per_class * n_classes, "kernel": 3, "stride": 1, "groups": 1, "pool": 1},
         ],
         "last": {"groups": n_classes if structured else 1, "pool": 1},

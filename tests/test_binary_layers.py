@@ -205,7 +205,7 @@ def _randomised(model: BnnKws, seed: int) -> BnnKws:
     return model.eval()
 
 
-@pytest.mark.parametrize("preset", ["structured", "dense"])
+@pytest.mark.parametrize("preset", ["structured", "dense", "compact"])
 @pytest.mark.parametrize("bits,mode", [(4, "wrap"), (6, "saturate"), (8, "wrap"), (8, "saturate"),
                                        (13, "saturate"), (32, "wrap")])
 def test_integer_forward_equals_integer_model(preset, bits, mode):
