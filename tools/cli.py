@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import shlex
 import sys
 
 from bnnkws import __version__
@@ -29,6 +31,22 @@ COMMAND_MODULES = [
     "bnnkws.commands.demo",
     "bnnkws.commands.bench",
 ]
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The running command as text for reports and checkpoints, without machine paths.
+
+    Absolute paths among the arguments are written relative to the working directory,
+    so a recorded command can be rerun from another checkout.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    out = []
+    for a in args:
+        s = str(a)
+        if os.path.isabs(s):
+            s = os.path.relpath(s)
+        out.append(shlex.quote(s))
+    return " ".join(["bnnkws", *out])
 
 
 def build_parser() -> argparse.ArgumentParser:

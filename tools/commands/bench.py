@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from bnnkws.cli import command_line
 from bnnkws.commands.bench_host import bench_actions
 from bnnkws.errors import BnnkwsError
 
@@ -109,7 +110,7 @@ def run_accuracy(args: argparse.Namespace) -> int:
     import torch
 
     meta = {
-        "command": "bnnkws " + " ".join(sys.argv[1:]) if "bench" in sys.argv else "bnnkws bench accuracy",
+        "command": command_line() if "bench" in sys.argv else "bnnkws bench accuracy",
         "quick": quick, "data": spec.describe(), "labels": spec.labels(),
         "n_train": settings.subset or counts["train"], "n_validation": counts["validation"],
         "n_test": counts["test"], "epochs": epochs, "batch_size": args.batch_size, "lr": args.lr,
@@ -122,7 +123,7 @@ def run_accuracy(args: argparse.Namespace) -> int:
         # the numbers of the run that produced the results, not of this machine
         meta.update({k: prev[k] for k in ("command", "device", "device_desc", "torch", "jobs", "elapsed_s",
                                           "epochs", "batch_size", "lr", "python") if k in prev})
-        meta["report_command"] = "bnnkws " + " ".join(sys.argv[1:])
+        meta["report_command"] = command_line()
     if not args.report_only:
         results.mkdir(parents=True, exist_ok=True)
         run_file.write_text(json.dumps({**meta, "ran": summary.get("ran", [])}, indent=1) + "\n")

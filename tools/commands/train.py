@@ -13,10 +13,12 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
 
+from bnnkws.cli import command_line
 from bnnkws.errors import BnnkwsError, DatasetError
 
 DEFAULT_KEYWORDS = ["yes", "no", "up", "down", "left", "right", "stop", "go"]
@@ -183,8 +185,8 @@ def run_train(args: argparse.Namespace) -> int:
         say(f"no test split: {exc}")
     metrics["cost"] = model.cost()
     train_info = {
-        "command": "bnnkws " + " ".join(sys.argv[1:]),
-        "argv": [str(a) for a in sys.argv[1:]],
+        "command": command_line(),
+        "argv": shlex.split(command_line())[1:],
         "seed": args.seed,
         "data": {**spec.describe(), "n_train": int(len(data.y_train)), "n_validation": int(len(data.y_val)),
                  "n_test": int(metrics["test"]["n"]) if "test" in metrics else 0},
