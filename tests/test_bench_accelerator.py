@@ -234,5 +234,17 @@ def test_a_model_file_gets_its_own_row(tmp_path):
     path = tmp_path / "default.bkim"
     path.write_bytes(blob.to_bytes(model))
     e = ba.file_entry(path, AcceleratorConfig())
-    assert e.label == "default model `default.bkim`" and e.accuracy is None
+    assert e.label.startswith("default model `default.bkim`") and e.accuracy is None
     assert e.cost.summary() == model_cost(model).summary()
+
+
+def test_a_checkpoint_row_carries_its_test_accuracy(tmp_path):
+    from bnnkws.generator.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = BnnKws(bnn_config("structured", 10, acc_bits=8))
+    path = tmp_path / "default.pt"
+    metrics = {"test": {"accuracy": 0.9294}}
+    save_checkpoint(path, model, [f"c{i}" for i in range(10)], metrics=metrics)
+    e = ba.file_entry(path, AcceleratorConfig())
+    assert e.accuracy == pytest.approx(0.9294)
