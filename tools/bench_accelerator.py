@@ -27,6 +27,7 @@ give the same numbers.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -902,5 +903,7 @@ def training_note(res: dict, jobs: list[str]) -> str:
         clips = f"{s['subset']} training clips" if s.get("subset") else "all training clips"
         seen.add(f"{s.get('epochs', n)} epochs, {clips}, {s.get('device', '?')}")
     root = next((r["settings"]["data"]["root"] for r in res.values() if "settings" in r), None)
+    if root and os.path.isabs(root):  # no machine paths in the page
+        root = os.path.relpath(root)
     where = f"data `{root}`" if root else "no data"
     return f"{where}; trainings: " + "; ".join(sorted(seen)) if seen else "no results"

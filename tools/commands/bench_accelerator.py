@@ -92,6 +92,7 @@ def run_accelerator(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from bnnkws import bench_accelerator as ba
+    from bnnkws.cli import command_line
     from bnnkws.commands.demo import shipped_model
     from bnnkws.generator import ablation
     from bnnkws.generator.accelerator import AcceleratorConfig
@@ -142,11 +143,7 @@ def run_accelerator(args: argparse.Namespace) -> int:
         mcu_note = ba.measure_mcu(entries, keys, default_build_root() / "bench-accelerator")
         if mcu_note:
             print(f"bench accelerator: {mcu_note}")
-    cmd = (
-        "bnnkws " + " ".join(sys.argv[1:])
-        if "accelerator" in sys.argv
-        else "bnnkws bench accelerator"
-    )
+    cmd = command_line() if "accelerator" in sys.argv else "bnnkws bench accelerator"
     report = ba.Report(
         entries,
         cfg,
