@@ -248,3 +248,17 @@ def test_a_checkpoint_row_carries_its_test_accuracy(tmp_path):
     save_checkpoint(path, model, [f"c{i}" for i in range(10)], metrics=metrics)
     e = ba.file_entry(path, AcceleratorConfig())
     assert e.accuracy == pytest.approx(0.9294)
+
+
+def test_a_failed_firmware_build_is_reported_not_fatal(monkeypatch, tmp_path):
+    from bnnkws.errors import BuildError
+
+    def broken(case, root, audio_s):
+        raise BuildError("scons target=mps2-an386 failed (exit 2):\nbconv_bin.c: error")
+
+    monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr("bnnkws.bench_mcu.measure", broken)
+    entries = _entries({8: None}, None)
+    note = ba.measure_mcu(entries, ["base", "ours-N8w"], tmp_path, log=lambda s: None)
+    assert note.startswith("Cortex-M4 figures not measured: base failed (BuildError: scons")
+    assert all(e.mcu is None for e in entries)
