@@ -833,63 +833,87 @@ REPRODUCE = [
 ]
 
 
+MARKERS = {  # key: (marker, colour)
+    "base": ("s", "black"),
+    "base-thr": ("D", "dimgray"),
+    "struct32": ("^", "tab:green"),
+    "default": ("*", "goldenrod"),
+    "dscnn": ("P", "tab:red"),
+    "tcresnet8": ("X", "tab:purple"),
+}
+
+
 def plot(r: Report, path: Path) -> None:
-    """Accuracy against on-chip computation: our N sweep as a line, the baselines as points."""
+    """Accuracy against on-chip computation: every model on a log axis (left), the BNNs on a
+    linear one (right); our N sweep as lines, the other rows as points."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    markers = {"base": "s", "base-thr": "D", "struct32": "^", "dscnn": "P", "tcresnet8": "X"}
-    any_acc = False
-    for m, colour in zip(r.modes, ("tab:blue", "tab:orange"), strict=False):
-        es = [
-            e
-            for e in r.entries
-            if e.key.startswith("ours-") and e.mode == m and e.accuracy is not None
-        ]
-        if es:
-            any_acc = True
-            ax.plot(
-                [e.cost.bitops for e in es],
-                [100 * e.accuracy for e in es],
-                "-o",
-                color=colour,
-                label=f"ours, {m}",
-            )
-            for e in es:
-                ax.annotate(
-                    f"N={e.bits}",
-                    (e.cost.bitops, 100 * e.accuracy),
-                    textcoords="offset points",
-                    xytext=(4, -10),
-                    fontsize=7,
-                )
-    for key, mk in markers.items():
-        e = r.get(key)
-        if e is not None and e.accuracy is not None:
-            any_acc = True
-            ax.plot([e.cost.bitops], [100 * e.accuracy], mk, markersize=8, label=e.label)
-    if not any_acc:  # costs only: one point per row, the first row on top
+    measured = [e for e in r.entries if e.accuracy is not None]
+    mega = FuncFormatter(lambda v, _: f"{v / 1e6:g}")
+    if len(measured) < 2:  # nothing to compare: one point per row, the first row on top
         es = r.entries
+        fig, ax = plt.subplots(figsize=(7.5, 1.2 + 0.28 * len(es)))
         ax.plot([e.cost.bitops for e in es], range(len(es)), "o")
         ax.set_yticks(range(len(es)))
         ax.set_yticklabels([e.label for e in es], fontsize=7)
         ax.invert_yaxis()
-        ax.set_title("on-chip computation (no accuracy results)")
-    else:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(mega)
+        ax.set_xlabel("M bit-operations per inference (log scale)")
+        ax.grid(True, alpha=0.3)
+        ax.set_title("on-chip computation (no accuracy results to compare)")
+        _save(fig, path)
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), width_ratios=(1, 1.3))
+    for ax, zoom in zip(axes, (False, True), strict=True):
+        for m, colour in zip(r.modes, ("tab:blue", "tab:orange"), strict=False):
+            es = [e for e in measured if e.key.startswith("ours-") and e.mode == m]
+            if not es:
+                continue
+            xs, ys = [e.cost.bitops for e in es], [100 * e.accuracy for e in es]
+            ax.plot(xs, ys, "-o", color=colour, label=f"ours, {m}", markersize=4)
+            if zoom:
+                for e, x, y in zip(es, xs, ys, strict=True):
+                    ax.annotate(
+                        f"N={e.bits}",
+                        (x, y),
+                        textcoords="offset points",
+                        xytext=(3, 3),
+                        fontsize=6,
+                        color=colour,
+                    )
+        for key, (mk, colour) in MARKERS.items():
+            e = r.get(key)
+            if e is None or e.accuracy is None or (zoom and e.family != "bnn"):
+                continue
+            ax.plot(
+                [e.cost.bitops],
+                [100 * e.accuracy],
+                mk,
+                color=colour,
+                markersize=8,
+                label=e.short or e.label,
+            )
+        ax.xaxis.set_major_formatter(mega)
+        ax.grid(True, alpha=0.3)
+        ax.set_xlabel("M bit-operations per inference" + ("" if zoom else " (log scale)"))
         ax.set_ylabel("test accuracy (%)")
-        ax.legend(fontsize=7, loc="lower right")
-        ax.set_title("accuracy against on-chip computation" + (" (quick run)" if r.quick else ""))
-    from matplotlib.ticker import FuncFormatter
+    axes[0].set_xscale("log")
+    axes[0].xaxis.set_major_formatter(mega)
+    axes[0].set_title("all models")
+    axes[1].set_title("the BNNs")
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.suptitle("accuracy against on-chip computation" + (" (quick run)" if r.quick else ""))
+    _save(fig, path)
 
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1e6:g}"))
-    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v / 1e6:g}"))
-    ax.tick_params(axis="x", which="minor", labelsize=7)
-    ax.set_xlabel("on-chip computation per inference (M bit-operations, log scale)")
-    ax.grid(True, alpha=0.3, which="both")
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
