@@ -262,3 +262,25 @@ def test_a_failed_firmware_build_is_reported_not_fatal(monkeypatch, tmp_path):
     note = ba.measure_mcu(entries, ["base", "ours-N8w"], tmp_path, log=lambda s: None)
     assert note.startswith("Cortex-M4 figures not measured: base failed (BuildError: scons")
     assert all(e.mcu is None for e in entries)
+
+
+def test_mcu_note_reads_the_measured_steps():
+    _, cells = ba.needed_jobs((8,), ("wrap", "saturate"))
+    entries = ba.build_entries({}, cells, AcceleratorConfig(), (8,), ("wrap", "saturate"))
+    for key, n in (
+        ("base", 100_000),
+        ("struct32", 80_000),
+        ("ours-N8w", 60_000),
+        ("ours-N8s", 120_000),
+    ):
+        next(e for e in entries if e.key == key).mcu = n
+    note = ba.mcu_note(ba.Report(entries, AcceleratorConfig(), ("wrap", "saturate"), "cmd"))
+    assert (
+        "the architecture alone (dense to structured, both 32-bit) changes the instruction count by -20.0%"
+        in note
+    )
+    assert (
+        "the accumulator alone (32 to 8 bits wrap, same layers) changes the instruction count by -25.0%"
+        in note
+    )
+    assert "saturate instead of wrap at N=8 changes the instruction count by +100.0%" in note
