@@ -2,103 +2,188 @@
  *
  * Fan-in of output (t, o), group g = o / (c_out / groups), cg = c_in / groups:
  *   element i = k * cg + c  ->  x_i = x[t * stride + k][g * cg + c],  times w_i = +1 or -1.
+ * For groups = 1 the fan-in of step t is the k consecutive input rows themselves (row
+ * k starts at element k * c_in), so it is read in place; grouped layers copy it (k * cg
+ * bytes) into the scratch once per (t, g).
  *
- * Quad tables (no multiply, about one add per element and output). Cut the fan-in into
- * quads of 4 consecutive elements, q = i / 4 (the last quad padded with x = 0). For each
- * quad and each of the 16 patterns p of 4 weight bits (bit j of p = weight bit of element
- * 4q + j, 1 = +1), tabulate the exact signed sum
- *   T[q][p] = sum_{j<4} (bit j of p ? +x_{4q+j} : -x_{4q+j}),
- * built with 15 additions per quad: T[q][0] = -(x0 + x1 + x2 + x3) and
- * T[q][p + 2^j] = T[q][p] + 2 x_j for p < 2^j (turning element j from -x_j to +x_j).
- * The tables depend only on the input window, so they are built once per (t, g) and
- * shared by the c_out / groups outputs of the group. The weight row is packed LSB first
- * (bnn.h), so quad q's pattern is the nibble (w[q / 8] >> 4 (q % 8)) & 15, and an output's
- * exact sum over a run of quads is one table load and one add per quad:
- *   S = sum_q T[q][nibble_q(w_o)].
- * |T| <= 4 * 128 = 512 fits int16. Padding weight bits are 0 and padding x = 0, so the
- * padded quad adds exactly its real elements.
- * wrap: the whole fan-in is one run, summed as uint32 (exact mod 2^32) and reduced once
- * (accumulator.h). saturate: tiles of `tile` elements, each tile's exact partial added
- * with saturation in fan-in order; when tile % 4 = 0 a tile is a run of whole quads,
- * otherwise (quads would straddle tiles) the elements are added one by one: a weight bit
- * b selects +x or -x as (x ^ -n) + n with n = 1 - b (two's complement negation when n = 1).
+ * Chunk tables (no multiply; about 0.6 instructions per element and output for 64 or
+ * more outputs per group). Cut the fan-in into chunks of k consecutive elements that
+ * never straddle a 32-bit weight word. For each chunk and each pattern p of its k weight
+ * bits (bit j of p = weight bit of element j of the chunk, 1 = +1) tabulate
+ *   T[p] = 128 k + sum_j (bit j of p ? +x_j : -x_j)                    (0 <= T[p] <= 256 k)
+ * The bias 128 k keeps every entry non-negative (x >= -128), so two entries pack into a
+ * 32-bit word as the integer T[2m] + 2^16 T[2m+1] with no borrow between the halves:
+ *   T[0] = 128 k - sum_j x_j,   T[1] = T[0] + 2 x_0,
+ *   word[m + 2^(j-1)] = word[m] + 2 x_j (1 + 2^16)   for j >= 1, m < 2^(j-1)
+ * (element j turns from -x_j to +x_j; both halves stay in [0, 256 k], so the sum, taken
+ * mod 2^32, is the exact pair). A table of 2^k entries costs about 2^(k-1) additions,
+ * shared by every output of the group. An output's exact sum over a run of whole chunks
+ * is then one table read per chunk:
+ *   S = sum_chunks T_chunk[bits of w_o in the chunk] - 128 * (elements of the chunks).
+ * The weight row is packed LSB first (bnn.h), so a chunk's pattern is a bit field of
+ * one weight word. Chunks past the fan-in end read only their entry 0 (weight bits past
+ * the end are 0); chunks that straddle the end have x = 0 past it.
  *
- * Scratch (bk_bconv_int8_scratch_words): 16 int16 per quad = 8 words per quad.
+ * Plans (chunk shapes per 32-element weight word), chosen per layer by int8_plan():
+ *   wide     5 chunks, bits [0,6) [6,12) [12,18) [18,25) [25,32): 448 entries per word,
+ *            5 reads per word and output. Needs runs of whole weight words and pays for
+ *            its tables (about 500 additions per word) from 24 outputs per group on.
+ *   nibble   8 chunks of 4: 128 entries, 8 reads per word and output; runs of whole
+ *            nibbles (tile % 4 = 0).
+ *   element  one element at a time: a weight bit b selects +x or -x as (x ^ -n) + n with
+ *            n = 1 - b (two's complement negation when n = 1); for tiles that split nibbles.
+ *
+ * Accumulation (accumulator.h):
+ *   wrap: the whole fan-in is one run, summed mod 2^32 and wrapped once.
+ *   saturate: tiles of `tile` elements, acc = sat_N(acc + partial) in fan-in order. Every
+ *     product lies in [-127, 128], so the exact sum of the first e elements lies in
+ *     [-127 e, 128 e]. While 128 e <= 2^(N-1) - 1 no prefix sum at a tile end can leave the
+ *     N-bit range, every saturating add is then an exact add, and the first
+ *     floor(e_max / tile) tiles are summed as one run (all of them when 128 * fan_in fits:
+ *     a 16-bit accumulator and fan-in 120, for instance, never saturates). The remaining
+ *     tiles are added one by one with saturation, exactly as the accelerator does.
+ *
+ * Scratch (bk_bconv_int8_scratch_words): the tables, BK_WORDS(fan_in) * (224 or 64) words,
+ * then, for grouped layers, the gathered fan-in (fan_in bytes).
  */
 #include "accumulator.h"
 #include "bnn.h"
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "bconv_int8.c reads 16-bit table entries out of 32-bit words: little-endian only"
+#endif
+
+/* Table entries are written as packed 32-bit pairs and read as 16-bit halves. */
+#if defined(__GNUC__)
+typedef uint16_t __attribute__((__may_alias__)) entry_t;
+#else
+typedef uint16_t entry_t;
+#endif
+
+enum { PLAN_WIDE = 0, PLAN_NIBBLE = 1, PLAN_ELEMENT = 2 };
+#define WIDE_ENTRIES 448u /* per weight word: 64 + 64 + 64 + 128 + 128 */
+#define NIB_ENTRIES 128u  /* per weight word: 8 x 16 */
+#define WIDE_MIN_OUTPUTS 24u
+
+/* Fan-in elements from the start whose exact sum is the accumulator (see above). */
+static uint32_t safe_elements(const bk_layer_t *L, uint32_t fan_in) {
+    if (L->acc_mode == BK_ACC_WRAP) return fan_in;
+    const uint32_t e = (uint32_t)bk_acc_hi(L->acc_bits) / 128u;
+    if (e >= fan_in) return fan_in;
+    return e - e % L->tile;
+}
+
+static int int8_plan(const bk_layer_t *L, uint32_t fan_in) {
+    const int one_run = safe_elements(L, fan_in) == fan_in;
+    if ((one_run || L->tile % 32u == 0u) && (uint32_t)L->c_out / L->groups >= WIDE_MIN_OUTPUTS)
+        return PLAN_WIDE;
+    if (one_run || L->tile % 4u == 0u) return PLAN_NIBBLE;
+    return PLAN_ELEMENT;
+}
+
+static uint32_t table_words(int plan, uint32_t fan_in) {
+    if (plan == PLAN_ELEMENT) return 0;
+    return BK_WORDS(fan_in) * (plan == PLAN_WIDE ? WIDE_ENTRIES / 2u : NIB_ENTRIES / 2u);
+}
+
 uint32_t bk_bconv_int8_scratch_words(const bk_layer_t *L) {
     const uint32_t fan_in = (uint32_t)L->kernel * (L->c_in / L->groups);
-    return ((fan_in + 3u) >> 2) << 3;
+    const uint32_t gather = L->groups > 1u ? (fan_in + 3u) >> 2 : 0u;
+    return table_words(int8_plan(L, fan_in), fan_in) + gather;
 }
 
-/* The 16 signed sums of one quad (x[0..3]) into T[0..15]. */
-static void fill_quad(int16_t *T, const int32_t *x) {
-    T[0] = (int16_t)-(x[0] + x[1] + x[2] + x[3]);
-    for (uint32_t e = 0, half = 1; e < 4u; e++, half <<= 1)
-        for (uint32_t p = 0; p < half; p++) T[p + half] = (int16_t)(T[p] + x[e] + x[e]);
+/* (v, v) as a packed pair of 16-bit halves, mod 2^32 */
+static inline uint32_t pair16(int32_t v) {
+    const uint32_t u = (uint32_t)v;
+    return u + (u << 16);
 }
 
-/* T[q][16] for every quad of the window of group g starting at row x0. */
-static void build_tables(const bk_layer_t *L, const int8_t *x0, uint32_t g, int16_t *T) {
-    const uint32_t cg = (uint32_t)L->c_in / L->groups;
-    int32_t quad[4];
-    uint32_t j = 0;
-    for (uint32_t k = 0; k < L->kernel; k++) {
-        const int8_t *row = x0 + (size_t)k * L->c_in + g * cg;
-        for (uint32_t c = 0; c < cg; c++) {
-            quad[j++] = row[c];
-            if (j == 4u) {
-                fill_quad(T, quad);
-                T += 16;
-                j = 0;
-            }
+/* The 2^kr entries of a chunk with elements x[0 .. kr) (kr = 0..7; more elements of the
+ * chunk lie past the fan-in and are 0) and bias 128 k, as 2^(kr-1) packed words (one
+ * word when kr <= 1; only entry 0 is read when kr = 0). */
+static void build_chunk(uint32_t *W, const int8_t *x, uint32_t kr, uint32_t bias) {
+    int32_t s = 0;
+    for (uint32_t j = 0; j < kr; j++) s += x[j];
+    const uint32_t t0 = bias - (uint32_t)s; /* in [0, 256 k] */
+    if (kr == 0u) {
+        W[0] = t0;
+        return;
+    }
+    W[0] = t0 + ((t0 + (uint32_t)(2 * x[0])) << 16);
+    if (kr == 1u) return;
+    const uint32_t d1 = pair16(2 * x[1]);
+    W[1] = W[0] + d1;
+    if (kr == 2u) return;
+    const uint32_t d2 = pair16(2 * x[2]);
+    W[2] = W[0] + d2;
+    W[3] = W[1] + d2;
+    for (uint32_t j = 3, half = 4; j < kr; j++, half <<= 1) {
+        const uint32_t d = pair16(2 * x[j]);
+        const uint32_t *src = W;
+        uint32_t *dst = W + half;
+        for (uint32_t m = 0; m < half; m += 4u) {
+            dst[m] = src[m] + d;
+            dst[m + 1u] = src[m + 1u] + d;
+            dst[m + 2u] = src[m + 2u] + d;
+            dst[m + 3u] = src[m + 3u] + d;
         }
     }
-    if (j) { /* the last quad, padded with x = 0 */
-        while (j < 4u) quad[j++] = 0;
-        fill_quad(T, quad);
-    }
 }
 
-/* Table entry of quad q for output weights w: the nibble of w for quad q selects it. */
-static inline uint32_t quad_entry(const int16_t *tq, const uint32_t *w, uint32_t q) {
-    return (uint32_t)tq[(w[q >> 3] >> ((q & 7u) << 2)) & 15u]; /* mod 2^32 */
+static inline uint32_t min_u32(uint32_t a, uint32_t b) { return a < b ? a : b; }
+
+/* Elements of a chunk starting at element e with k elements that lie in the fan-in. */
+static inline uint32_t real_len(uint32_t e, uint32_t k, uint32_t fan_in) {
+    return e >= fan_in ? 0u : min_u32(k, fan_in - e);
 }
 
-/* Exact sum over quads [q0, q1) of output weights w: one load and one add per quad;
- * a whole weight word (8 quads) at a time where the range allows. */
-static inline uint32_t sum_quads(const int16_t *T, const uint32_t *w, uint32_t q0, uint32_t q1) {
-    uint32_t s = 0; /* two's complement, mod 2^32 */
-    const int16_t *t = T + ((size_t)q0 << 4);
-    uint32_t q = q0;
-    for (; q < q1 && (q & 7u); q++, t += 16) s += quad_entry(t, w, q);
-    for (; q + 8u <= q1; q += 8u, t += 128) {
-        const uint32_t b = w[q >> 3];
-        s += (uint32_t)t[b & 15u] + (uint32_t)t[16 + ((b >> 4) & 15u)] +
-             (uint32_t)t[32 + ((b >> 8) & 15u)] + (uint32_t)t[48 + ((b >> 12) & 15u)] +
-             (uint32_t)t[64 + ((b >> 16) & 15u)] + (uint32_t)t[80 + ((b >> 20) & 15u)] +
-             (uint32_t)t[96 + ((b >> 24) & 15u)] + (uint32_t)t[112 + (b >> 28)];
+static void build_wide(uint32_t *W, const int8_t *xf, uint32_t fan_in) {
+    static const uint8_t pos[5] = {0, 6, 12, 18, 25}, len[5] = {6, 6, 6, 7, 7};
+    static const uint16_t off[5] = {0, 32, 64, 96, 160}; /* in words: entries / 2 */
+    for (uint32_t e = 0; e < fan_in; e += 32u, W += WIDE_ENTRIES / 2u)
+        for (uint32_t c = 0; c < 5u; c++)
+            build_chunk(W + off[c], xf + e + pos[c], real_len(e + pos[c], len[c], fan_in),
+                        128u * len[c]);
+}
+
+static void build_nibbles(uint32_t *W, const int8_t *xf, uint32_t fan_in) {
+    const uint32_t chunks = BK_WORDS(fan_in) * 8u;
+    for (uint32_t c = 0, e = 0; c < chunks; c++, e += 4u, W += 8)
+        build_chunk(W, xf + e, real_len(e, 4u, fan_in), 512u);
+}
+
+/* Biased sum of whole weight words [0, n) of w (wide tables T of those words). */
+static inline uint32_t sum_wide(const entry_t *T, const uint32_t *w, uint32_t n) {
+    uint32_t s = 0;
+    for (; n; n--, w++, T += WIDE_ENTRIES) {
+        const uint32_t b = *w;
+        s += (uint32_t)T[b & 63u] + T[64u + ((b >> 6) & 63u)] + T[128u + ((b >> 12) & 63u)] +
+             T[192u + ((b >> 18) & 127u)] + T[320u + (b >> 25)];
     }
-    for (; q < q1; q++, t += 16) s += quad_entry(t, w, q);
     return s;
 }
 
-/* Exact sum over elements [lo, hi) one element at a time (tiles that split quads). */
-static int32_t sum_elements(const bk_layer_t *L, const int8_t *x0, uint32_t g,
-                            const uint32_t *w, uint32_t lo, uint32_t hi) {
-    const uint32_t cg = (uint32_t)L->c_in / L->groups;
-    uint32_t k = lo / cg, c = lo - k * cg; /* once per tile */
-    const int8_t *row = x0 + (size_t)k * L->c_in + g * cg;
+/* Biased sum over nibble chunks [c0, c1) of w (nibble tables T, 16 entries per chunk). */
+static inline uint32_t sum_nibbles(const entry_t *T, const uint32_t *w, uint32_t c0, uint32_t c1) {
+    uint32_t s = 0, c = c0;
+    const entry_t *t = T + ((size_t)c0 << 4);
+    for (; c < c1 && (c & 7u); c++, t += 16) s += t[(w[c >> 3] >> ((c & 7u) << 2)) & 15u];
+    for (; c + 8u <= c1; c += 8u, t += NIB_ENTRIES) {
+        const uint32_t b = w[c >> 3];
+        s += (uint32_t)t[b & 15u] + t[16u + ((b >> 4) & 15u)] + t[32u + ((b >> 8) & 15u)] +
+             t[48u + ((b >> 12) & 15u)] + t[64u + ((b >> 16) & 15u)] +
+             t[80u + ((b >> 20) & 15u)] + t[96u + ((b >> 24) & 15u)] + t[112u + (b >> 28)];
+    }
+    for (; c < c1; c++, t += 16) s += t[(w[c >> 3] >> ((c & 7u) << 2)) & 15u];
+    return s;
+}
+
+/* Exact sum over elements [lo, hi) one element at a time. */
+static int32_t sum_elements(const int8_t *xf, const uint32_t *w, uint32_t lo, uint32_t hi) {
     int32_t s = 0;
     for (uint32_t i = lo; i < hi; i++) {
         const int32_t n = (int32_t)(((w[i >> 5] >> (i & 31u)) & 1u) ^ 1u);
-        s += (row[c] ^ -n) + n;
-        if (++c == cg) {
-            c = 0;
-            row += L->c_in;
-        }
+        s += (xf[i] ^ -n) + n;
     }
     return s;
 }
@@ -108,41 +193,93 @@ static inline int32_t as_int32(uint32_t u) {
     return u < 0x80000000u ? (int32_t)u : -(int32_t)(~u) - 1;
 }
 
+/* Exact sum over [lo, hi) for plans with tables: lo is a multiple of the run alignment
+ * (32 for wide, 4 for nibbles) and hi too, or hi = fan_in. |sum| <= 128 * fan_in. */
+static inline int32_t run_sum(int plan, const entry_t *T, const uint32_t *w, uint32_t lo,
+                              uint32_t hi) {
+    if (plan == PLAN_WIDE) {
+        const uint32_t w0 = lo >> 5, n = BK_WORDS(hi) - w0;
+        return as_int32(sum_wide(T + (size_t)w0 * WIDE_ENTRIES, w + w0, n) - (n << 12));
+    }
+    const uint32_t c0 = lo >> 2, c1 = (hi + 3u) >> 2;
+    return as_int32(sum_nibbles(T, w, c0, c1) - ((c1 - c0) << 9));
+}
+
+#if defined(BK_COUNT_OPS) && BK_COUNT_OPS
+/* Weight words an output reads over its tiles (the accelerator's count; bnn.h). */
+static uint32_t tile_words(uint32_t fan_in, uint32_t tile) {
+    uint32_t n = 0;
+    for (uint32_t lo = 0; lo < fan_in; lo += tile)
+        n += BK_SPAN_WORDS(lo, fan_in - lo < tile ? fan_in : lo + tile);
+    return n;
+}
+#endif
+
 void bk_bconv_int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_t *acc,
                         uint32_t *scratch) {
     const uint32_t cg = (uint32_t)L->c_in / L->groups, og = (uint32_t)L->c_out / L->groups;
     const uint32_t fan_in = (uint32_t)L->kernel * cg, fw = BK_WORDS(fan_in);
-    const uint32_t quads = (fan_in + 3u) >> 2;
+    const uint32_t c_in = L->c_in, groups = L->groups, kernel = L->kernel;
     /* layer fields in locals: stores through acc may alias the uint8_t fields of *L */
     const int wrap = L->acc_mode == BK_ACC_WRAP;
     const unsigned bits = L->acc_bits;
     const uint32_t tile = L->tile;
     const int32_t lo_lim = bk_acc_lo(bits), hi_lim = bk_acc_hi(bits);
-    const int by_quad = wrap || (tile & 3u) == 0u;
-    const int8_t *x0 = x + (size_t)t * L->stride * L->c_in;
-    int16_t *T = (int16_t *)scratch;
-    for (uint32_t g = 0; g < L->groups; g++) {
-        if (by_quad) build_tables(L, x0, g, T);
-        for (uint32_t o = g * og; o < (g + 1u) * og; o++) {
-            const uint32_t *w = L->weights + (size_t)o * fw;
-            if (wrap) {
-                acc[o] = bk_acc_wrap(sum_quads(T, w, 0, quads), bits);
-                BK_COUNT(elements, fan_in);
-                BK_COUNT(words, fw);
+    const uint32_t safe = safe_elements(L, fan_in);
+    const int plan = int8_plan(L, fan_in);
+    const uint32_t *weights = L->weights;
+    const int8_t *x0 = x + (size_t)t * L->stride * c_in;
+    const entry_t *T = (const entry_t *)scratch;
+    int8_t *xg = (int8_t *)(scratch + table_words(plan, fan_in));
+    BK_COUNT(elements, (uint64_t)L->c_out * fan_in);
+    if (safe == fan_in) {
+        BK_COUNT(words, (uint64_t)L->c_out * (wrap ? fw : tile_words(fan_in, tile)));
+        if (!wrap) BK_COUNT(sat_adds, (uint64_t)L->c_out * ((fan_in + tile - 1u) / tile));
+    } else {
+        BK_COUNT(words, (uint64_t)L->c_out * tile_words(fan_in, tile));
+        BK_COUNT(sat_adds, (uint64_t)L->c_out * ((fan_in + tile - 1u) / tile));
+    }
+    for (uint32_t g = 0; g < groups; g++) {
+        const int8_t *xf = x0;
+        if (groups > 1u) {
+            const int8_t *row = x0 + g * cg;
+            for (uint32_t k = 0, i = 0; k < kernel; k++, row += c_in)
+                for (uint32_t c = 0; c < cg; c++) xg[i++] = row[c];
+            xf = xg;
+        }
+        if (plan == PLAN_WIDE) build_wide(scratch, xf, fan_in);
+        if (plan == PLAN_NIBBLE) build_nibbles(scratch, xf, fan_in);
+        const uint32_t *w = weights + (size_t)g * og * fw;
+        int32_t *a = acc + g * og;
+        if (safe == fan_in && plan == PLAN_WIDE) {
+            /* the common case: one run of whole words, no saturation possible */
+            for (uint32_t o = 0; o < og; o++, w += fw) {
+                const uint32_t s = sum_wide(T, w, fw) - (fw << 12); /* exact mod 2^32 */
+                a[o] = bk_acc_wrap(s, bits);
+            }
+            continue;
+        }
+        for (uint32_t o = 0; o < og; o++, w += fw) {
+            if (plan == PLAN_ELEMENT) {
+                int32_t s = sum_elements(xf, w, 0, safe);
+                for (uint32_t lo = safe; lo < fan_in; lo += tile) {
+                    const uint32_t hi = fan_in - lo < tile ? fan_in : lo + tile;
+                    s = bk_acc_sat_add_lim(s, sum_elements(xf, w, lo, hi), lo_lim, hi_lim);
+                }
+                a[o] = s;
                 continue;
             }
-            int32_t s = 0;
-            for (uint32_t lo = 0; lo < fan_in; lo += tile) {
-                const uint32_t hi = fan_in - lo < tile ? fan_in : lo + tile;
-                /* |partial| <= 128 * tile < 2^23 */
-                const int32_t p = by_quad ? as_int32(sum_quads(T, w, lo >> 2, (hi + 3u) >> 2))
-                                          : sum_elements(L, x0, g, w, lo, hi);
-                s = bk_acc_sat_add_lim(s, p, lo_lim, hi_lim);
-                BK_COUNT(words, BK_SPAN_WORDS(lo, hi));
-                BK_COUNT(sat_adds, 1);
+            if (safe == fan_in) { /* one run: wrap, or saturation impossible */
+                a[o] = bk_acc_wrap((uint32_t)run_sum(plan, T, w, 0, fan_in), bits);
+                continue;
             }
-            acc[o] = s;
-            BK_COUNT(elements, fan_in);
+            /* |partial| <= 128 * tile < 2^23 */
+            int32_t s = safe ? run_sum(plan, T, w, 0, safe) : 0;
+            for (uint32_t lo = safe; lo < fan_in; lo += tile) {
+                const uint32_t hi = fan_in - lo < tile ? fan_in : lo + tile;
+                s = bk_acc_sat_add_lim(s, run_sum(plan, T, w, lo, hi), lo_lim, hi_lim);
+            }
+            a[o] = s;
         }
     }
 }

@@ -7,9 +7,14 @@
  *                     bit i % 32 (LSB first); bit 1 = the positive value (+1 for pm1,
  *                     1 for 01); unused high bits of the last word are 0
  *   int32 scores      [T][C] int32
- *   binary weights    [c_out][BK_WORDS(fan_in)] uint32: the fan-in vector of output o,
- *                     element k * cg + c (k = kernel tap, c = channel in the group), packed
- *                     like an activation row; bit 1 = +1
+ *   binary weights    by row (default): [c_out][BK_WORDS(fan_in)] uint32: the fan-in
+ *                     vector of output o, element i = k * cg + c (k = kernel tap, c = channel
+ *                     in the group), packed like an activation row; bit 1 = +1.
+ *                     by column, where bk_weights_by_column(L) holds (binary-input threshold
+ *                     layers that wrap or cannot saturate, 24 or more outputs per group; see
+ *                     bconv_bin.c): [groups][fan_in][BK_WORDS(c_out / groups)] uint32: for
+ *                     group g and element i, bit l of word j is the weight of output
+ *                     g * (c_out / groups) + 32 j + l; unused bits 0
  * One source file per operator: bitpack.c, bconv_int8.c, bconv_bin.c, output_transform.c,
  * pool_or.c, argmax.c; bnn_model.c runs a generated layer table.
  * Multiplications: none per element, word or output channel (adds, shifts, masks and
@@ -94,6 +99,14 @@ uint32_t bk_bconv_int8_scratch_words(const bk_layer_t *L);
 void bk_bconv_bin_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32_t *acc,
                        uint32_t *scratch);
 uint32_t bk_bconv_bin_scratch_words(const bk_layer_t *L);
+/* 1 when L's weights are stored by column (the layout note above), else 0. */
+int bk_weights_by_column(const bk_layer_t *L);
+/* Column layers: output bits y [BK_WORDS(c_out)] of step t, the threshold fused (no
+ * accumulator row). bk_bconv_bin_prepare fills the scratch's threshold part once per
+ * layer call; the same scratch then serves every step. */
+void bk_bconv_bin_prepare(const bk_layer_t *L, uint32_t *scratch);
+void bk_bconv_bin_step_bits(const bk_layer_t *L, const uint32_t *x, uint32_t t, uint32_t *y,
+                            uint32_t *scratch);
 
 /* ---- output_transform.c ----------------------------------------------------------- */
 int bk_threshold(int32_t acc, int32_t thr, uint8_t flip); /* 1 or 0 */

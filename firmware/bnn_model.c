@@ -49,6 +49,13 @@ void bk_layer_forward(const bk_layer_t *L, const void *x, uint32_t t_in, void *y
         return;
     }
     const uint32_t t_out = bk_layer_out_len(L, t_in), row = bk_layer_row_words(L);
+    if (bk_weights_by_column(L)) { /* threshold fused into the kernel: bits directly */
+        bk_bconv_bin_prepare(L, scratch + L->c_out);
+        for (uint32_t t = 0; t < t_out; t++)
+            bk_bconv_bin_step_bits(L, (const uint32_t *)x, t, (uint32_t *)y + (size_t)t * row,
+                                   scratch + L->c_out);
+        return;
+    }
     int32_t *acc = (int32_t *)scratch; /* one row of accumulators, then the fan-in */
     for (uint32_t t = 0; t < t_out; t++) {
         conv_step(L, x, t, acc, scratch + L->c_out);

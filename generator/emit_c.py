@@ -47,16 +47,65 @@ def layer_row_words(layer, channels: int) -> int:
     return words(layer.c_out if isinstance(layer, ConvLayer) else channels)
 
 
+def int8_scratch_words(layer: ConvLayer) -> int:
+    """bconv_int8.c bk_bconv_int8_scratch_words: the chunk tables of its plan (224 words
+    per fan-in word for the wide plan, 64 for nibbles, none element by element), then the
+    gathered fan-in of a grouped layer (fan_in bytes)."""
+    fan_in, tile = layer.fan_in, layer.tile
+    safe = fan_in
+    if layer.acc_mode == "saturate":  # bconv_int8.c safe_elements
+        e = ((1 << (layer.acc_bits - 1)) - 1) // 128
+        safe = fan_in if e >= fan_in else e - e % tile
+    one_run = safe == fan_in
+    if (one_run or tile % 32 == 0) and layer.c_out // layer.groups >= 24:
+        tables = words(fan_in) * 224
+    elif one_run or tile % 4 == 0:
+        tables = words(fan_in) * 64
+    else:
+        tables = 0
+    return tables + ((fan_in + 3) // 4 if layer.groups > 1 else 0)
+
+
 def layer_scratch_words(layer) -> int:
     """bnn_model.c bk_layer_scratch_words: accumulator row + the kernel's scratch
-    (bconv_int8.c: 16 int16 sums per quad of 4 fan-in elements; bconv_bin.c: the gathered
-    fan-in and one popcount per accumulation range)."""
+    (bconv_int8.c: chunk tables, int8_scratch_words; bconv_bin.c: the gathered fan-in and
+    one popcount per accumulation range)."""
     if not isinstance(layer, ConvLayer):
         return 0
     if layer.input == "int8":
-        return layer.c_out + 8 * (-(-layer.fan_in // 4))
+        return layer.c_out + int8_scratch_words(layer)
+    if weights_by_column(layer):
+        og = layer.c_out // layer.groups
+        prep = layer.groups * words(og) * (layer.acc_bits + 3)
+        return layer.c_out + words(layer.fan_in) + (layer.fan_in + 1) // 2 + prep
     ranges = 1 if layer.acc_mode == "wrap" else -(-layer.fan_in // layer.tile)
     return layer.c_out + words(layer.fan_in) + ranges
+
+
+def weights_by_column(layer) -> bool:
+    """bconv_bin.c bk_weights_by_column: binary-input threshold layers that wrap or cannot
+    saturate (fan-in <= 2^(N-1) - 1), with 24 or more outputs per group, store their
+    weights by column (firmware/bnn.h)."""
+    if not isinstance(layer, ConvLayer) or layer.input == "int8" or layer.output != "threshold":
+        return False
+    og = layer.c_out // layer.groups
+    nwo = words(og)
+    if layer.acc_mode != "wrap" and layer.fan_in > (1 << (layer.acc_bits - 1)) - 1:
+        return False
+    if og < 24 or nwo & (nwo - 1) or nwo > 8 or (layer.groups > 1 and og % 32):
+        return False
+    return layer.fan_in * nwo * 4 <= 0xFFFF
+
+
+def weight_words(layer: ConvLayer) -> np.ndarray:
+    """The C weight array of a layer (firmware/bnn.h): uint32 [c_out][words(fan_in)] by
+    row, or [groups][fan_in][words(c_out / groups)] by column (weights_by_column)."""
+    w = np.asarray(layer.weights).reshape(layer.c_out, layer.fan_in)
+    if not weights_by_column(layer):
+        return pack_bits(w)
+    og = layer.c_out // layer.groups
+    cols = w.reshape(layer.groups, og, layer.fan_in).transpose(0, 2, 1)  # [g][i][o]
+    return pack_bits(cols).reshape(-1)
 
 
 def work_words(model: IntegerModel) -> int:
@@ -166,12 +215,20 @@ def _layer_c(i: int, layer, t_in: int, t_out: int, channels: int) -> tuple[str, 
         return f"/* Layer {i} ({layer.name}): OR pooling over {layer.kernel} steps */\n", entry
     p = f"l{i}"
     cert = layer_certificate(layer, i)
-    w = pack_bits(np.asarray(layer.weights).reshape(layer.c_out, layer.fan_in))
+    w = weight_words(layer)
+    og = layer.c_out // layer.groups
+    layout = (
+        f"Weights by column [{layer.groups}][{layer.fan_in}][{words(og)}] words: group g, fan-in "
+        f"element i = k * {layer.c_in // layer.groups} + c, output g * {og} + o at bit o % 32 of "
+        f"word o / 32."
+        if weights_by_column(layer)
+        else f"Weights [c_out][{words(layer.fan_in)}] words, fan-in element "
+        f"i = k * {layer.c_in // layer.groups} + c at bit i % 32 of word i / 32."
+    )
     arrays = [
         f"/* Layer {i} ({layer.name}): {layer.input} x binary conv, c_in {layer.c_in}, c_out {layer.c_out}, "
         f"kernel {layer.kernel}, stride {layer.stride}, groups {layer.groups}, T {t_in} -> {t_out},\n"
-        f" * {layer.output} output. Weights [c_out][{words(layer.fan_in)}] words, fan-in element "
-        f"k * {layer.c_in // layer.groups} + c at bit i % 32 of word i / 32. */\n",
+        f" * {layer.output} output. {layout} */\n",
         _cert_block(cert),
         _range_comment(cert),
         c_array("uint32_t", f"{p}_weights", w, per_line=6, fmt=_hex32),

@@ -332,7 +332,8 @@ class CNet:
 
         n_frames, n_mels: the input [T, C]; n_classes: the last layer's c_out (scores).
         """
-        from bnnkws.generator.intmodel import ConvLayer, pack_bits
+        from bnnkws.generator.emit_c import weight_words
+        from bnnkws.generator.intmodel import ConvLayer
 
         lib = lib or load()
         keep: list = []
@@ -348,9 +349,7 @@ class CNet:
                 e.acc_bits, e.acc_mode, e.tile = layer.acc_bits, MODE[layer.acc_mode], layer.tile
                 e.c_in, e.c_out, e.kernel = layer.c_in, layer.c_out, layer.kernel
                 e.stride, e.groups = layer.stride, layer.groups
-                w = np.ascontiguousarray(
-                    pack_bits(np.asarray(layer.weights).reshape(layer.c_out, -1))
-                )
+                w = np.ascontiguousarray(weight_words(layer), dtype=np.uint32)
                 keep.append(w)
                 e.weights = _ptr("uint32_t *", w)
                 if layer.output == "threshold":
