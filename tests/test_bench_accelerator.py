@@ -234,7 +234,7 @@ def test_a_model_file_gets_its_own_row(tmp_path):
     path = tmp_path / "default.bkim"
     path.write_bytes(blob.to_bytes(model))
     e = ba.file_entry(path, AcceleratorConfig())
-    assert e.label.startswith("default model `default.bkim`") and e.accuracy is None
+    assert e.label.startswith("default model (`default.bkim`") and e.accuracy is None
     assert e.cost.summary() == model_cost(model).summary()
 
 
