@@ -466,63 +466,45 @@ BREAKDOWN = (
 
 
 def breakdown_table(r: Report, keys: list[str]) -> list[str]:
-    es = [r.get(k) for k in keys]
-    es = [e for e in es if e is not None]
-    L = [
-        "| bit-operations (M) | " + " | ".join(e.short or e.label for e in es) + " |",
-        "|---|" + "---:|" * len(es),
-    ]
-    for attr, label in BREAKDOWN:
-        L.append(f"| {label} | " + " | ".join(_m(e.cost.total(attr)) for e in es) + " |")
-    L.append("| **total** | " + " | ".join(f"**{_m(e.cost.bitops)}**" for e in es) + " |")
+    """Bit-operations, cycles and memory by part, one column per row of `keys`."""
+    es = [e for e in (r.get(k) for k in keys) if e is not None]
+
+    def head(what: str) -> list[str]:
+        return [
+            f"| {what} | " + " | ".join(e.short or e.label for e in es) + " |",
+            "|---|" + "---:|" * len(es),
+        ]
+
+    def row(label: str, value) -> str:
+        return f"| {label} | " + " | ".join(value(e.cost) for e in es) + " |"
+
+    def total(attr: str):
+        return lambda c: f"{c.total(attr):,}"
+
+    L = head("bit-operations (M)")
+    L += [row(label, lambda c, a=attr: _m(c.total(a))) for attr, label in BREAKDOWN]
+    L.append(row("**total**", lambda c: f"**{_m(c.bitops)}**"))
+    acc_out = ("bitops_accumulate", "bitops_output")
     L.append(
-        "| accumulators + output units only | "
-        + " | ".join(
-            _m(e.cost.total("bitops_accumulate") + e.cost.total("bitops_output")) for e in es
-        )
-        + " |"
+        row("accumulators + output units only", lambda c: _m(sum(c.total(a) for a in acc_out)))
     )
+    L += [""] + head("cycles")
     L += [
-        "",
-        "| cycles | " + " | ".join(e.short or e.label for e in es) + " |",
-        "|---|" + "---:|" * len(es),
+        row("lane steps (XNOR-popcount-accumulate)", total("compute_cycles")),
+        row("output units", total("output_cycles")),
+        row("weight and parameter fetch", total("fetch_cycles")),
+        row("pooling", total("other_cycles")),
+        row("**total**", lambda c: f"**{c.cycles:,}**"),
     ]
-    for attr, label in (
-        ("compute_cycles", "lane steps (XNOR-popcount-accumulate)"),
-        ("output_cycles", "output units"),
-        ("fetch_cycles", "weight and parameter fetch"),
-        ("other_cycles", "pooling"),
-    ):
-        L.append(f"| {label} | " + " | ".join(f"{e.cost.total(attr):,}" for e in es) + " |")
-    L.append("| **total** | " + " | ".join(f"**{e.cost.cycles:,}**" for e in es) + " |")
-    mem = (("weight_bits", "weights (bits)"), ("param_bits", "BN / threshold parameters (bits)"))
+    L += [""] + head("on-chip memory")
     L += [
-        "",
-        "| on-chip memory | " + " | ".join(e.short or e.label for e in es) + " |",
-        "|---|" + "---:|" * len(es),
+        row("weights (bits)", total("weight_bits")),
+        row("BN / threshold parameters (bits)", total("param_bits")),
+        row("activation buffers (bits, ping-pong)", lambda c: f"{c.act_buffer_bits:,}"),
+        row("accumulator registers (bits)", lambda c: f"{c.register_bits:,}"),
+        row("memory accesses: weights + parameters", total("param_accesses")),
+        row("memory accesses: activations", total("act_accesses")),
     ]
-    for attr, label in mem:
-        L.append(f"| {label} | " + " | ".join(f"{e.cost.total(attr):,}" for e in es) + " |")
-    L.append(
-        "| activation buffers (bits, ping-pong) | "
-        + " | ".join(f"{e.cost.act_buffer_bits:,}" for e in es)
-        + " |"
-    )
-    L.append(
-        "| accumulator registers (bits) | "
-        + " | ".join(f"{e.cost.register_bits:,}" for e in es)
-        + " |"
-    )
-    L.append(
-        "| memory accesses: weights + parameters | "
-        + " | ".join(f"{e.cost.total('param_accesses'):,}" for e in es)
-        + " |"
-    )
-    L.append(
-        "| memory accesses: activations | "
-        + " | ".join(f"{e.cost.total('act_accesses'):,}" for e in es)
-        + " |"
-    )
     return L
 
 
@@ -680,7 +662,7 @@ def format_doc(r: Report) -> str:
         "exact multiplier would change only that last rounding. The int8 rows carry the accuracy of "
         "the float model: their int8 quantisation is costed, not trained or measured."
         + (
-            " The default model's accuracy is its own checkpoint's (a separate, longer training: "
+            " The default model's accuracy is its own checkpoint's (a separate training: "
             "models/MODEL_CARD.md), not the ablation's."
             if r.get("default") is not None
             else ""
