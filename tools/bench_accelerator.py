@@ -745,6 +745,13 @@ def _sensitivity_note(rows: list[tuple[str, float, float]]) -> str:
     )
 
 
+def _against(a: float | None, b: float | None, form: str) -> str:
+    """form filled with "test accuracy a% against b%", or "" when either is unknown."""
+    if a is None or b is None:
+        return ""
+    return form.format(f"test accuracy {_pct(a)}% against {_pct(b)}%")
+
+
 def _shortfall(r: Report) -> list[str]:
     base = r.base
     L = []
@@ -791,11 +798,7 @@ def _shortfall(r: Report) -> list[str]:
         )
     d = r.get("default")
     if d is not None:
-        acc = (
-            f", test accuracy {_pct(d.accuracy)}% against {_pct(base.accuracy)}%"
-            if d.accuracy is not None and base.accuracy is not None
-            else ""
-        )
+        acc = _against(d.accuracy, base.accuracy, ", {}")
         L.append(
             f"- **The shipped default model** ({d.detail}) is a different network from the ablation's "
             f"rows: {100 * saving(d.cost.bitops, base.cost.bitops):.1f}% less computation and "
@@ -807,11 +810,7 @@ def _shortfall(r: Report) -> list[str]:
     for e in r.entries:
         if e.family != "int8":
             continue
-        gap = (
-            f" (test accuracy {_pct(ours.accuracy)}% against {_pct(e.accuracy)}%)"
-            if e.accuracy is not None and ours.accuracy is not None
-            else ""
-        )
+        gap = _against(ours.accuracy, e.accuracy, " ({})")
         parts.append(
             f"{100 * saving(ours.cost.bitops, e.cost.bitops):.1f}% less computation and "
             f"{100 * saving(ours.cost.cycles, e.cost.cycles):.1f}% fewer cycles than {e.short}{gap}"
