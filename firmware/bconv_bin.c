@@ -249,26 +249,40 @@ static uint32_t col_shift(const bk_layer_t *L) {
     return sh;
 }
 
-/* Byte offsets (element i -> i << sh) of the elements whose bit in f, XOR inv, is 1. */
-static uint32_t list_elements(const uint32_t *f, uint32_t fan_in, uint32_t sh, uint32_t inv,
-                              uint16_t *off) {
+/* Byte offsets (element i -> i << sh) of the elements whose bit in f, XOR inv, is 1.
+ * Set bits are taken from the top of each word (CLZ; the order does not matter to a
+ * sum). sh is a constant per call site (col_shift: 2..5). */
+BK_INLINE uint32_t list_elements_sh(const uint32_t *f, uint32_t fan_in, const uint32_t sh,
+                                    uint32_t inv, uint16_t *off) {
     const uint32_t fw = BK_WORDS(fan_in);
-    uint32_t m = 0;
+    uint16_t *o = off;
     for (uint32_t i = 0; i < fw; i++) {
         uint32_t v = f[i] ^ inv;
         if (i + 1u == fw && (fan_in & 31u)) v &= (1u << (fan_in & 31u)) - 1u;
-        const uint32_t base = i << (5u + sh);
+        const uint32_t top = (i << (5u + sh)) + (31u << sh); /* offset of bit 31 */
         while (v) {
-            off[m++] = (uint16_t)(base + (bk_ctz32(v) << sh));
-            v &= v - 1u;
+            const uint32_t z = bk_clz32(v);
+            *o++ = (uint16_t)(top - (z << sh));
+            v &= ~(0x80000000u >> z);
         }
     }
-    return m;
+    return (uint32_t)(o - off);
 }
 
-/* Add the m columns at byte offsets off[] from col (each XOR inv) to the planes pl. */
-static void vcount(uint32_t *pl, const uint32_t *col, const uint16_t *off, uint32_t m,
-                   uint32_t inv) {
+static uint32_t list_elements(const uint32_t *f, uint32_t fan_in, uint32_t sh, uint32_t inv,
+                              uint16_t *off) {
+    switch (sh) {
+    case 2: return list_elements_sh(f, fan_in, 2u, inv, off);
+    case 3: return list_elements_sh(f, fan_in, 3u, inv, off);
+    case 4: return list_elements_sh(f, fan_in, 4u, inv, off);
+    default: return list_elements_sh(f, fan_in, 5u, inv, off);
+    }
+}
+
+/* Add the m columns at byte offsets off[] from col (each XOR inv, a constant) to the
+ * planes pl. */
+BK_INLINE void vcount_inv(uint32_t *pl, const uint32_t *col, const uint16_t *off, uint32_t m,
+                          const uint32_t inv) {
     const uint8_t *base = (const uint8_t *)col;
     uint32_t ones = pl[0], twos = pl[1], fours = pl[2], eights = pl[3];
 #define COLUMN(k) (*(const uint32_t *)(const void *)(base + off[k]) ^ inv)
@@ -303,20 +317,30 @@ static void vcount(uint32_t *pl, const uint32_t *col, const uint16_t *off, uint3
             sixteens = c;
         }
     }
-    for (; m; m--, off++) {
-        uint32_t v = COLUMN(0), c;
-        c = ones & v, ones ^= v, v = c;
-        c = twos & v, twos ^= v, v = c;
-        c = fours & v, fours ^= v, v = c;
-        c = eights & v, eights ^= v, v = c;
-        for (uint32_t k = 4; v; k++) {
-            c = pl[k] & v;
-            pl[k] ^= v;
-            v = c;
+    /* the last m < 16 columns: two at a time through one CSA, then a ripple */
+    for (; m; m -= m > 1u ? 2u : 1u, off += 2) {
+        uint32_t carry, c, a = COLUMN(0), b = m > 1u ? COLUMN(1) : 0u;
+        CSA(carry, ones, ones, a, b);
+        c = twos & carry, twos ^= carry, carry = c;
+        c = fours & carry, fours ^= carry, carry = c;
+        c = eights & carry, eights ^= carry, carry = c;
+        for (uint32_t k = 4; carry; k++) {
+            c = pl[k] & carry;
+            pl[k] ^= carry;
+            carry = c;
         }
     }
 #undef COLUMN
     pl[0] = ones, pl[1] = twos, pl[2] = fours, pl[3] = eights;
+}
+
+static void vcount(uint32_t *pl, const uint32_t *col, const uint16_t *off, uint32_t m) {
+    vcount_inv(pl, col, off, m, 0u);
+}
+
+static void vcount_complement(uint32_t *pl, const uint32_t *col, const uint16_t *off,
+                              uint32_t m) {
+    vcount_inv(pl, col, off, m, 0xFFFFFFFFu);
 }
 
 /* The planes of one block of 32 outputs of group g for the fan-in f. Returns K. */
@@ -325,10 +349,12 @@ static uint32_t col_block_planes(const bk_layer_t *L, const uint16_t *off, uint3
     const uint32_t fan_in = (uint32_t)L->kernel * (L->c_in / L->groups);
     const uint32_t nwo = BK_WORDS((uint32_t)L->c_out / L->groups);
     const uint32_t *col = L->weights + (size_t)g * fan_in * nwo + j;
-    for (uint32_t b = 0; b < VC_PLANES; b++) pl[b] = 0;
-    vcount(pl, col, off, m1, 0u);
+    uint32_t zero = 0;
+    BK_OPAQUE(zero); /* a short loop of stores, not a memset call */
+    for (uint32_t b = 0; b < VC_PLANES; b++) pl[b] = zero;
+    vcount(pl, col, off, m1);
     if (L->input == BK_IN_PM1) {
-        vcount(pl, col, off + m1, m0, 0xFFFFFFFFu);
+        vcount_complement(pl, col, off + m1, m0);
         return fan_in;
     }
     return m1;
@@ -393,27 +419,30 @@ void bk_bconv_bin_prepare(const bk_layer_t *L, uint32_t *scratch) {
     uint32_t *pr = col_prep(L, scratch);
     for (uint32_t g = 0; g < L->groups; g++)
         for (uint32_t j = 0; j < nwo; j++, pr += bits + COL_PREP_EXTRA) {
-            uint32_t flip = 0, cmask = 0, cone = 0;
-            for (uint32_t b = 0; b < bits; b++) pr[b] = 0;
+            uint32_t flip = 0, cmask = 0, cone = 0, tv[32];
             for (uint32_t l = 0; l < 32u; l++) {
                 const uint32_t lane = 1u << l, ol = 32u * j + l;
+                tv[l] = 0;
                 if (ol >= og) {
                     cmask |= lane; /* unused bits of the output row stay 0 */
                     continue;
                 }
                 const int32_t thr = L->thr[g * og + ol];
-                int32_t T = thr;
                 if (L->flip[g * og + ol]) {
                     flip |= lane;
                     if (thr >= hi) cmask |= lane, cone |= lane;
                     else if (thr < lo) cmask |= lane;
-                    else T = thr + 1;
+                    else tv[l] = (uint32_t)thr + 1u;
                 } else {
                     if (thr <= lo) cmask |= lane, cone |= lane;
                     else if (thr > hi) cmask |= lane;
+                    else tv[l] = (uint32_t)thr;
                 }
-                if (cmask & lane) continue;
-                for (uint32_t b = 0; b < bits; b++) pr[b] |= (((uint32_t)T >> b) & 1u) << l;
+            }
+            for (uint32_t b = 0; b < bits; b++) { /* plane b: bit b of every lane's T */
+                uint32_t plane = 0;
+                for (uint32_t l = 32; l-- > 0;) plane = (plane << 1) | ((tv[l] >> b) & 1u);
+                pr[b] = plane;
             }
             pr[bits] = flip, pr[bits + 1u] = cmask, pr[bits + 2u] = cone;
         }

@@ -48,6 +48,7 @@
  */
 #include "accumulator.h"
 #include "bnn.h"
+#include "popcount.h" /* BK_INLINE */
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "bconv_int8.c reads 16-bit table entries out of 32-bit words: little-endian only"
@@ -98,9 +99,32 @@ static inline uint32_t pair16(int32_t v) {
     return u + (u << 16);
 }
 
+/* Store the four words a..d + D at W. */
+#define PUT4(W, D, a, b, c, d)                                                    \
+    do {                                                                          \
+        const uint32_t p0_ = (a) + (D), p1_ = (b) + (D), p2_ = (c) + (D), p3_ = (d) + (D); \
+        (W)[0] = p0_;                                                             \
+        (W)[1] = p1_;                                                             \
+        (W)[2] = p2_;                                                             \
+        (W)[3] = p3_;                                                             \
+    } while (0)
+
+/* Words 4 m + (0..3) = w0..w3 + sum of d_j over the bits j of m, m = 0..3 (two more
+ * elements: 16 words). */
+BK_INLINE void put_combos2(uint32_t *W, uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3,
+                           uint32_t da, uint32_t db) {
+    PUT4(W, 0u, w0, w1, w2, w3);
+    PUT4(W + 4, da, w0, w1, w2, w3);
+    w0 += db, w1 += db, w2 += db, w3 += db;
+    PUT4(W + 8, 0u, w0, w1, w2, w3);
+    PUT4(W + 12, da, w0, w1, w2, w3);
+}
+
 /* The 2^kr entries of a chunk with elements x[0 .. kr) (kr = 0..7; more elements of the
  * chunk lie past the fan-in and are 0) and bias 128 k, as 2^(kr-1) packed words (one
- * word when kr <= 1; only entry 0 is read when kr = 0). */
+ * word when kr <= 1; only entry 0 is read when kr = 0). Words 0..3 (elements 0..2) are
+ * made in registers; for 6 and 7 elements the rest is written from them with one
+ * addition per word (put_combos2), otherwise by doubling. */
 static void build_chunk(uint32_t *W, const int8_t *x, uint32_t kr, uint32_t bias) {
     int32_t s = 0;
     for (uint32_t j = 0; j < kr; j++) s += x[j];
@@ -109,24 +133,30 @@ static void build_chunk(uint32_t *W, const int8_t *x, uint32_t kr, uint32_t bias
         W[0] = t0;
         return;
     }
-    W[0] = t0 + ((t0 + (uint32_t)(2 * x[0])) << 16);
+    const uint32_t w0 = t0 + ((t0 + (uint32_t)(2 * x[0])) << 16);
+    W[0] = w0;
     if (kr == 1u) return;
-    const uint32_t d1 = pair16(2 * x[1]);
-    W[1] = W[0] + d1;
+    const uint32_t w1 = w0 + pair16(2 * x[1]);
+    W[1] = w1;
     if (kr == 2u) return;
-    const uint32_t d2 = pair16(2 * x[2]);
-    W[2] = W[0] + d2;
-    W[3] = W[1] + d2;
+    const uint32_t d2 = pair16(2 * x[2]), w2 = w0 + d2, w3 = w1 + d2;
+    if (kr >= 6u) {
+        const uint32_t d3 = pair16(2 * x[3]), d4 = pair16(2 * x[4]), d5 = pair16(2 * x[5]);
+        put_combos2(W, w0, w1, w2, w3, d3, d4);
+        put_combos2(W + 16, w0 + d5, w1 + d5, w2 + d5, w3 + d5, d3, d4);
+        if (kr == 7u) {
+            const uint32_t d6 = pair16(2 * x[6]);
+            put_combos2(W + 32, w0 + d6, w1 + d6, w2 + d6, w3 + d6, d3, d4);
+            put_combos2(W + 48, w0 + d5 + d6, w1 + d5 + d6, w2 + d5 + d6, w3 + d5 + d6, d3, d4);
+        }
+        return;
+    }
+    W[2] = w2, W[3] = w3;
     for (uint32_t j = 3, half = 4; j < kr; j++, half <<= 1) {
         const uint32_t d = pair16(2 * x[j]);
         const uint32_t *src = W;
         uint32_t *dst = W + half;
-        for (uint32_t m = 0; m < half; m += 4u) {
-            dst[m] = src[m] + d;
-            dst[m + 1u] = src[m + 1u] + d;
-            dst[m + 2u] = src[m + 2u] + d;
-            dst[m + 3u] = src[m + 3u] + d;
-        }
+        for (uint32_t m = 0; m < half; m += 4u) PUT4(dst + m, d, src[m], src[m + 1u], src[m + 2u], src[m + 3u]);
     }
 }
 
@@ -178,6 +208,71 @@ static inline uint32_t sum_nibbles(const entry_t *T, const uint32_t *w, uint32_t
     return s;
 }
 
+/* a two's complement uint32 read as int32, without implementation-defined conversion */
+static inline int32_t as_int32(uint32_t u) {
+    return u < 0x80000000u ? (int32_t)u : -(int32_t)(~u) - 1;
+}
+
+/* Biased sums of word i of the og weight rows w (row stride fw) into s[0..og): set
+ * (first) or add; the fifth chunk is skipped when it lies past the fan-in (chunks = 4).
+ * Word by word, so that the five table bases stay in registers for all outputs. */
+BK_INLINE void wide_word(const entry_t *T, const uint32_t *w, uint32_t fw, uint32_t og,
+                         uint32_t *s, const int first, const int chunks) {
+    const entry_t *T0 = T, *T1 = T + 64, *T2 = T + 128, *T3 = T + 192, *T4 = T + 320;
+    /* five base registers, so each read is one LDRH with a scaled index (the compiler
+     * would otherwise fold them into one base plus an add per read) */
+    BK_OPAQUE(T1);
+    BK_OPAQUE(T2);
+    BK_OPAQUE(T3);
+    BK_OPAQUE(T4);
+    for (uint32_t o = 0; o < og; o++, w += fw) {
+        const uint32_t b = *w;
+        uint32_t v = (uint32_t)T0[b & 63u] + T1[(b >> 6) & 63u] + T2[(b >> 12) & 63u] +
+                     T3[(b >> 18) & 127u];
+        if (chunks == 5) v += T4[b >> 25];
+        s[o] = first ? v : s[o] + v;
+    }
+}
+
+/* One run over the whole fan-in, wide plan: acc = wrap_N(exact sum) (the exact sum itself
+ * when the layer cannot saturate). The sums build up in acc (as uint32, mod 2^32). With
+ * y, the threshold output follows at once (output_transform.c's rule; outputs o of the
+ * row y, which starts at a word). */
+static void wide_one_run(const entry_t *T, const uint32_t *w, uint32_t fw, uint32_t fan_in,
+                         uint32_t og, unsigned bits, int32_t *acc, const int32_t *thr,
+                         const uint8_t *flip, uint32_t *y) {
+    uint32_t *s = (uint32_t *)acc;
+    const int short_last = ((fan_in - 1u) & 31u) < 25u; /* last word's fifth chunk unused */
+    for (uint32_t i = 0; i < fw; i++, T += WIDE_ENTRIES) {
+        const int five = i + 1u < fw || !short_last;
+        if (i == 0u && five) wide_word(T, w + i, fw, og, s, 1, 5);
+        else if (i == 0u) wide_word(T, w + i, fw, og, s, 1, 4);
+        else if (five) wide_word(T, w + i, fw, og, s, 0, 5);
+        else wide_word(T, w + i, fw, og, s, 0, 4);
+    }
+    /* bias: 128 per element of every chunk read (32 per word, 25 in a short last word) */
+    const uint32_t bias = (fw << 12) - (short_last ? 7u << 7 : 0u);
+    if (bits >= 32u) {
+        for (uint32_t o = 0; o < og; o++) acc[o] = as_int32(s[o] - bias);
+        if (y) bk_threshold_bits(acc, thr, flip, og, y);
+        return;
+    }
+    /* wrap_N(v) = ((v + 2^(N-1)) mod 2^N) - 2^(N-1); both terms below 2^31 */
+    const uint32_t half = 1u << (bits - 1u), mask = (half << 1) - 1u, add = half - bias;
+    if (!y) {
+        for (uint32_t o = 0; o < og; o++) acc[o] = (int32_t)((s[o] + add) & mask) - (int32_t)half;
+        return;
+    }
+    for (uint32_t w0 = 0; w0 < og; w0 += 32u) { /* bk_threshold_bits, fused */
+        uint32_t word = 0;
+        for (uint32_t o = (og - w0 < 32u ? og : w0 + 32u); o-- > w0;) {
+            const int32_t a = (int32_t)((s[o] + add) & mask) - (int32_t)half, t = thr[o];
+            word = (word << 1) | (uint32_t)(flip[o] ? a <= t : a >= t);
+        }
+        y[w0 >> 5] = word;
+    }
+}
+
 /* Exact sum over elements [lo, hi) one element at a time. */
 static int32_t sum_elements(const int8_t *xf, const uint32_t *w, uint32_t lo, uint32_t hi) {
     int32_t s = 0;
@@ -186,11 +281,6 @@ static int32_t sum_elements(const int8_t *xf, const uint32_t *w, uint32_t lo, ui
         s += (xf[i] ^ -n) + n;
     }
     return s;
-}
-
-/* a two's complement uint32 read as int32, without implementation-defined conversion */
-static inline int32_t as_int32(uint32_t u) {
-    return u < 0x80000000u ? (int32_t)u : -(int32_t)(~u) - 1;
 }
 
 /* Exact sum over [lo, hi) for plans with tables: lo is a multiple of the run alignment
@@ -215,8 +305,10 @@ static uint32_t tile_words(uint32_t fan_in, uint32_t tile) {
 }
 #endif
 
-void bk_bconv_int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_t *acc,
-                        uint32_t *scratch) {
+/* acc of step t; with y, also the threshold bits where they can be fused into the kernel
+ * (then returns 1). */
+static int int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_t *acc,
+                      uint32_t *scratch, uint32_t *y) {
     const uint32_t cg = (uint32_t)L->c_in / L->groups, og = (uint32_t)L->c_out / L->groups;
     const uint32_t fan_in = (uint32_t)L->kernel * cg, fw = BK_WORDS(fan_in);
     const uint32_t c_in = L->c_in, groups = L->groups, kernel = L->kernel;
@@ -228,6 +320,10 @@ void bk_bconv_int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_
     const uint32_t safe = safe_elements(L, fan_in);
     const int plan = int8_plan(L, fan_in);
     const uint32_t *weights = L->weights;
+    const int32_t *thr = L->thr;
+    const uint8_t *flip = L->flip;
+    const int fuse = y && (groups == 1u || (og & 31u) == 0u) && safe == fan_in &&
+                     plan == PLAN_WIDE;
     const int8_t *x0 = x + (size_t)t * L->stride * c_in;
     const entry_t *T = (const entry_t *)scratch;
     int8_t *xg = (int8_t *)(scratch + table_words(plan, fan_in));
@@ -251,12 +347,12 @@ void bk_bconv_int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_
         if (plan == PLAN_NIBBLE) build_nibbles(scratch, xf, fan_in);
         const uint32_t *w = weights + (size_t)g * og * fw;
         int32_t *a = acc + g * og;
-        if (safe == fan_in && plan == PLAN_WIDE) {
-            /* the common case: one run of whole words, no saturation possible */
-            for (uint32_t o = 0; o < og; o++, w += fw) {
-                const uint32_t s = sum_wide(T, w, fw) - (fw << 12); /* exact mod 2^32 */
-                a[o] = bk_acc_wrap(s, bits);
-            }
+        if (safe == fan_in && plan == PLAN_WIDE) { /* the common case */
+            if (fuse)
+                wide_one_run(T, w, fw, fan_in, og, bits, a, thr + g * og, flip + g * og,
+                             y + ((g * og) >> 5));
+            else
+                wide_one_run(T, w, fw, fan_in, og, bits, a, 0, 0, 0);
             continue;
         }
         for (uint32_t o = 0; o < og; o++, w += fw) {
@@ -282,4 +378,17 @@ void bk_bconv_int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_
             a[o] = s;
         }
     }
+    return fuse;
+}
+
+void bk_bconv_int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_t *acc,
+                        uint32_t *scratch) {
+    (void)int8_step(L, x, t, acc, scratch, 0);
+}
+
+void bk_bconv_int8_step_bits(const bk_layer_t *L, const int8_t *x, uint32_t t, uint32_t *y,
+                             uint32_t *scratch) {
+    int32_t *acc = (int32_t *)scratch;
+    if (int8_step(L, x, t, acc, scratch + L->c_out, y)) BK_COUNT(thresholds, L->c_out);
+    else bk_threshold_row(L, acc, y);
 }

@@ -94,6 +94,10 @@ int32_t bk_accumulate(const int32_t *partials, uint32_t n, unsigned bits, unsign
 void bk_bconv_int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_t *acc,
                         uint32_t *scratch);
 uint32_t bk_bconv_int8_scratch_words(const bk_layer_t *L);
+/* Threshold layers: output bits y [BK_WORDS(c_out)] of step t (the transform fused where
+ * the kernel can); scratch: bk_layer_scratch_words(L) words (an accumulator row first). */
+void bk_bconv_int8_step_bits(const bk_layer_t *L, const int8_t *x, uint32_t t, uint32_t *y,
+                             uint32_t *scratch);
 /* acc[c_out] for step t of a layer with binary input x [t_in][BK_WORDS(c_in)];
  * scratch: bk_bconv_bin_scratch_words(L) words. */
 void bk_bconv_bin_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32_t *acc,
@@ -113,6 +117,9 @@ int bk_threshold(int32_t acc, int32_t thr, uint8_t flip); /* 1 or 0 */
 int32_t bk_shiftbn(int32_t acc, int32_t mu, int8_t shift, int8_t sign, int32_t beta);
 /* One time step: acc[c_out] -> packed bits [BK_WORDS(c_out)] or int32 [c_out]. */
 void bk_threshold_row(const bk_layer_t *L, const int32_t *acc, uint32_t *bits);
+/* The same rule on n accumulators with their thr, flip: packed bits [BK_WORDS(n)]. */
+void bk_threshold_bits(const int32_t *acc, const int32_t *thr, const uint8_t *flip, uint32_t n,
+                       uint32_t *bits);
 void bk_shiftbn_row(const bk_layer_t *L, const int32_t *acc, int32_t *out);
 
 /* ---- pool_or.c --------------------------------------------------------------------- */

@@ -56,6 +56,12 @@ void bk_layer_forward(const bk_layer_t *L, const void *x, uint32_t t_in, void *y
                                    scratch + L->c_out);
         return;
     }
+    if (L->input == BK_IN_INT8 && L->output == BK_OUT_THRESHOLD) {
+        for (uint32_t t = 0; t < t_out; t++)
+            bk_bconv_int8_step_bits(L, (const int8_t *)x, t, (uint32_t *)y + (size_t)t * row,
+                                    scratch);
+        return;
+    }
     int32_t *acc = (int32_t *)scratch; /* one row of accumulators, then the fan-in */
     for (uint32_t t = 0; t < t_out; t++) {
         conv_step(L, x, t, acc, scratch + L->c_out);

@@ -44,11 +44,23 @@ int32_t bk_shiftbn(int32_t acc, int32_t mu, int8_t shift, int8_t sign, int32_t b
     return (int32_t)y;
 }
 
+/* n accumulators -> n threshold bits in packed words (bits past n in the last word 0).
+ * One output word at a time, built from its highest channel down so that each bit is one
+ * shift-or into a register (no read-modify-write of the row). */
+void bk_threshold_bits(const int32_t *acc, const int32_t *thr, const uint8_t *flip, uint32_t n,
+                       uint32_t *bits) {
+    for (uint32_t w0 = 0; w0 < n; w0 += 32u) {
+        uint32_t word = 0;
+        for (uint32_t o = (n - w0 < 32u ? n : w0 + 32u); o-- > w0;) {
+            const int32_t a = acc[o], t = thr[o];
+            word = (word << 1) | (uint32_t)(flip[o] ? a <= t : a >= t);
+        }
+        bits[w0 >> 5] = word;
+    }
+}
+
 void bk_threshold_row(const bk_layer_t *L, const int32_t *acc, uint32_t *bits) {
-    const uint32_t nw = BK_WORDS(L->c_out);
-    for (uint32_t w = 0; w < nw; w++) bits[w] = 0;
-    for (uint32_t o = 0; o < L->c_out; o++)
-        bits[o >> 5] |= (uint32_t)bk_threshold(acc[o], L->thr[o], L->flip[o]) << (o & 31u);
+    bk_threshold_bits(acc, L->thr, L->flip, L->c_out, bits);
     BK_COUNT(thresholds, L->c_out);
 }
 

@@ -48,13 +48,13 @@ static inline uint32_t bk_popcount32(uint32_t x) { return (uint32_t)__builtin_po
 static inline uint32_t bk_popcount32(uint32_t x) { return bk_popcount32_swar(x); }
 #endif
 
-/* Index of the lowest set bit of x != 0 (ARMv7-M: RBIT + CLZ). */
-BK_INLINE uint32_t bk_ctz32(uint32_t x) {
+/* Leading zeros of x != 0 (CLZ on Armv7-M). */
+BK_INLINE uint32_t bk_clz32(uint32_t x) {
 #if defined(__GNUC__)
-    return (uint32_t)__builtin_ctz(x);
+    return (uint32_t)__builtin_clz(x);
 #else
     uint32_t n = 0;
-    while (!(x & 1u)) x >>= 1, n++;
+    while (!(x & 0x80000000u)) x <<= 1, n++;
     return n;
 #endif
 }
