@@ -186,6 +186,7 @@ def test_costs_only_without_results(tmp_path):
     assert args.func(args) == 0
     page = (docs / "ACCELERATOR.md").read_text()
     assert page.startswith("# Accelerator model") and "(quick smoke run)" in page
+    assert "no trainings, so no accuracies" in page
     assert "not measured" in page and "`structured-sbn-collab-8w-s0`" in page
     assert (docs / "accelerator.png").is_file()
 

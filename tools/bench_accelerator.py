@@ -629,10 +629,16 @@ def format_doc(r: Report) -> str:
         "accelerator model below counts.",
         "",
     ]
+    trained = any(e.job and e.accuracy is not None for e in r.entries)
     if r.quick:
         L += [
-            "**Quick run:** accuracies come from smoke trainings (a few epochs on a subset) and mean nothing; "
-            "the costs are exact for the architectures.",
+            "**Quick run:** "
+            + (
+                "accuracies come from smoke trainings (a few epochs on a subset) and mean nothing; "
+                if trained
+                else "no trainings, so no accuracies beyond a model file's own; "
+            )
+            + "the costs are exact for the architectures.",
             "",
         ]
     L += [
