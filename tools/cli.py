@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "bnnkws.commands.bench_mcu",
     "bnnkws.commands.demo",
     "bnnkws.commands.bench",
+    "bnnkws.commands.bench_accelerator",
 ]
 
 
