@@ -7,9 +7,12 @@
  *   (unsigned overflow is defined in C). 2^N divides 2^32, so the low N bits of that
  *   word are the exact sum mod 2^N, whatever the order or the number of additions:
  *   reducing once at the end equals wrapping after every addition, as the hardware does.
- *   Reading the low N bits u as a signed number: u when bit N-1 is clear, else
- *   u - 2^N = -((2^N - 1 - u) + 1) = -(int32_t)(~u & mask) - 1. Both branches only
- *   convert values below 2^31 to int32_t, so nothing is implementation-defined.
+ *   With h = 2^(N-1), the definition itself, ((v + h) mod 2^N) - h, computed mod 2^32
+ *   on the uint32 sum, is the 32-bit two's complement pattern of wrap_N(v): three
+ *   instructions (add, and, subtract; a constant added to v folds into the first), the
+ *   same for N = 32 (mask all ones: v itself). The pattern becomes an int32_t through
+ *   bk_as_int32, which converts only values below 2^31 (nothing implementation-defined;
+ *   compilers emit no instruction for it).
  *
  * saturate: acc = sat_N(acc + p) for each tile partial p in fan-in order, from 0.
  *   With acc in [lo, hi] the sum acc + p can leave int32 when N = 32, so the test is
@@ -27,12 +30,26 @@ static inline int32_t bk_acc_hi(unsigned bits) { return (int32_t)((1u << (bits -
 
 static inline int32_t bk_acc_lo(unsigned bits) { return -bk_acc_hi(bits) - 1; }
 
+/* A two's complement 32-bit pattern as int32_t. */
+static inline int32_t bk_as_int32(uint32_t u) {
+    return u < 0x80000000u ? (int32_t)u : -(int32_t)(~u) - 1;
+}
+
+/* The constants of wrap_N: mask = 2^N - 1, half = 2^(N-1) (loops compute them once). */
+static inline uint32_t bk_acc_mask(unsigned bits) {
+    return bits >= 32u ? 0xFFFFFFFFu : ((1u << bits) - 1u);
+}
+
+static inline uint32_t bk_acc_half(unsigned bits) { return 1u << (bits - 1u); }
+
+/* wrap_N of an exact sum given modulo 2^32, constants given. */
+static inline int32_t bk_acc_wrap_lim(uint32_t sum_mod32, uint32_t mask, uint32_t half) {
+    return bk_as_int32(((sum_mod32 + half) & mask) - half);
+}
+
 /* wrap_N of an exact sum given modulo 2^32. */
 static inline int32_t bk_acc_wrap(uint32_t sum_mod32, unsigned bits) {
-    const uint32_t mask = bits >= 32u ? 0xFFFFFFFFu : ((1u << bits) - 1u);
-    const uint32_t u = sum_mod32 & mask;
-    if (u & (1u << (bits - 1u))) return -(int32_t)(~u & mask) - 1;
-    return (int32_t)u;
+    return bk_acc_wrap_lim(sum_mod32, bk_acc_mask(bits), bk_acc_half(bits));
 }
 
 /* sat(acc + p) to [lo, hi] for acc in [lo, hi] and any int32 partial p (limits given,

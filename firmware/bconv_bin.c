@@ -98,12 +98,22 @@ static const uint32_t *gather(const bk_layer_t *L, const uint32_t *rows, uint32_
     return f;
 }
 
+/* sum_i popcount(a[i] OP b[i]) over n words, out of line (one copy of the loop for the
+ * paths that are not the hot loop of a common shape). */
+#if defined(__GNUC__)
+__attribute__((__noinline__))
+#endif
+static uint32_t pop_words(const uint32_t *a, const uint32_t *b, uint32_t n, int op) {
+    if (op == BK_POP_XOR) return bk_popcount_op_words(a, b, n, BK_POP_XOR);
+    return bk_popcount_op_words(a, op == BK_POP_A ? a : b, n, BK_POP_AND); /* a & a = a */
+}
+
 /* popcount(a OP b) over elements [lo, hi): whole words when the range starts on a word
  * and ends on one or at the fan-in end. */
 static inline uint32_t range_pop(const uint32_t *a, const uint32_t *b, uint32_t lo, uint32_t hi,
                                  uint32_t fan_in, int op) {
     if ((lo & 31u) == 0u && ((hi & 31u) == 0u || hi == fan_in))
-        return bk_popcount_op_words(a + (lo >> 5), b + (lo >> 5), BK_WORDS(hi) - (lo >> 5), op);
+        return pop_words(a + (lo >> 5), b + (lo >> 5), BK_WORDS(hi) - (lo >> 5), op);
     return bk_popcount_range(a, b, lo, hi, op);
 }
 
@@ -118,17 +128,77 @@ static uint32_t tile_words(uint32_t fan_in, uint32_t tile) {
 #endif
 
 /* One group's outputs when the whole fan-in is one range (wrap, or no saturation
- * possible): acc = wrap_N(exact sum), the wrap being the identity in the second case. */
+ * possible): acc = wrap_N(exact sum), the wrap being the identity in the second case.
+ * v = base + sign * 2 popcount: pm1 fan_in - 2 popcount(f XOR w), 01 2 popcount(f AND w)
+ * - popcount(f). Fan-ins of at most 3 words (grouped layers) keep f in registers. */
+BK_INLINE void one_range_short(const uint32_t *f, const uint32_t *w, const uint32_t fw,
+                               uint32_t og, const int pm1, uint32_t base, uint32_t mask,
+                               uint32_t half, int32_t *acc) {
+    const bk_pop_masks_t mk = bk_pop_masks();
+    const uint32_t f0 = f[0], f1 = fw > 1u ? f[1] : 0u, f2 = fw > 2u ? f[2] : 0u;
+    const int op = pm1 ? BK_POP_XOR : BK_POP_AND;
+    for (uint32_t o = 0; o < og; o++, w += fw) {
+        const uint32_t a = bk_pop_op(f0, w[0], op);
+        const uint32_t b = fw > 1u ? bk_pop_op(f1, w[1], op) : 0u;
+        const uint32_t c = fw > 2u ? bk_pop_op(f2, w[2], op) : 0u;
+        const uint32_t d = bk_sum_bytes(bk_pop3_bytes(a, b, c, mk)) << 1;
+        acc[o] = bk_acc_wrap_lim(pm1 ? base - d : base + d, mask, half);
+    }
+}
+
 static void outputs_one_range(const uint32_t *f, const uint32_t *w, uint32_t fw, uint32_t og,
                               uint32_t fan_in, int pm1, unsigned bits, int32_t *acc) {
-    if (pm1) {
-        for (uint32_t o = 0; o < og; o++, w += fw)
-            acc[o] = bk_acc_wrap(fan_in - (bk_popcount_op_words(f, w, fw, BK_POP_XOR) << 1), bits);
-        return;
+    const uint32_t mask = bk_acc_mask(bits), half = bk_acc_half(bits);
+    const uint32_t base = pm1 ? fan_in : 0u - pop_words(f, f, fw, BK_POP_A);
+    if (fw == 1u && pm1) one_range_short(f, w, 1u, og, 1, base, mask, half, acc);
+    else if (fw == 1u) one_range_short(f, w, 1u, og, 0, base, mask, half, acc);
+    else if (fw == 2u && pm1) one_range_short(f, w, 2u, og, 1, base, mask, half, acc);
+    else if (fw == 2u) one_range_short(f, w, 2u, og, 0, base, mask, half, acc);
+    else if (fw == 3u && pm1) one_range_short(f, w, 3u, og, 1, base, mask, half, acc);
+    else if (fw == 3u) one_range_short(f, w, 3u, og, 0, base, mask, half, acc);
+    else
+        for (uint32_t o = 0; o < og; o++, w += fw) {
+            const uint32_t d = pop_words(f, w, fw, pm1 ? BK_POP_XOR : BK_POP_AND) << 1;
+            acc[o] = bk_acc_wrap_lim(pm1 ? base - d : base + d, mask, half);
+        }
+}
+
+/* Saturating tiles of whole words (tile = 32 tw): the safe prefix (pw words) as one sum,
+ * then each tile's exact partial p = c[r] - 2 d (pm1) or 2 d - c[r] (01) added with
+ * saturation. A range ending at the fan-in end counts whole words (padding is 0). */
+BK_INLINE void word_tiles(const uint32_t *f, const uint32_t *w, uint32_t fw, uint32_t og,
+                          uint32_t pw, const uint32_t tw, const int pm1, const uint32_t *c,
+                          uint32_t prefix_c, int32_t lo_lim, int32_t hi_lim, int32_t *acc) {
+    const int op = pm1 ? BK_POP_XOR : BK_POP_AND;
+    const bk_pop_masks_t mk = bk_pop_masks();
+    for (uint32_t o = 0; o < og; o++, w += fw) {
+        int32_t s = 0;
+        if (pw) {
+            const int32_t d = (int32_t)pop_words(f, w, pw, op) << 1;
+            s = pm1 ? (int32_t)prefix_c - d : d - (int32_t)prefix_c;
+        }
+        for (uint32_t i = pw, r = 0; i < fw; i += tw, r++) {
+            uint32_t d;
+            if (tw == 1u) { /* one word: SWAR to bytes, then their sum */
+                const uint32_t n = bk_pop_nibbles(bk_pop_op(f[i], w[i], op), mk);
+                d = bk_sum_bytes((n + (n >> 4)) & mk.m4) << 1;
+            } else {
+                d = pop_words(f + i, w + i, fw - i < tw ? fw - i : tw, op) << 1;
+            }
+            s = bk_acc_sat_add_lim(s, pm1 ? (int32_t)c[r] - (int32_t)d : (int32_t)d - (int32_t)c[r],
+                                   lo_lim, hi_lim);
+        }
+        acc[o] = s;
     }
-    const uint32_t ones = bk_popcount_op_words(f, f, fw, BK_POP_A);
-    for (uint32_t o = 0; o < og; o++, w += fw)
-        acc[o] = bk_acc_wrap((bk_popcount_op_words(f, w, fw, BK_POP_AND) << 1) - ones, bits);
+}
+
+static void outputs_word_tiles(const uint32_t *f, const uint32_t *w, uint32_t fw, uint32_t og,
+                               uint32_t safe, uint32_t tw, int pm1, const uint32_t *c,
+                               uint32_t prefix_c, int32_t lo_lim, int32_t hi_lim, int32_t *acc) {
+    const uint32_t pw = safe >> 5; /* safe is a multiple of the tile */
+    if (tw == 1u && pm1) word_tiles(f, w, fw, og, pw, 1u, 1, c, prefix_c, lo_lim, hi_lim, acc);
+    else if (tw == 1u) word_tiles(f, w, fw, og, pw, 1u, 0, c, prefix_c, lo_lim, hi_lim, acc);
+    else word_tiles(f, w, fw, og, pw, tw, pm1, c, prefix_c, lo_lim, hi_lim, acc);
 }
 
 static void col_step_acc(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32_t *acc,
@@ -168,27 +238,31 @@ void bk_bconv_bin_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32
             outputs_one_range(f, w, fw, og, fan_in, pm1, bits, a);
             continue;
         }
-        /* popcount(f) of the safe prefix and of each tile after it (01 only) */
+        /* per tile after the safe prefix, the constant c of its partial: 01 popcount(f)
+         * (p = 2 d - c), pm1 its length (p = c - 2 d) */
         const uint32_t nr = (fan_in - safe + tile - 1u) / tile;
-        uint32_t prefix_ones = 0;
-        if (!pm1) {
-            if (safe) prefix_ones = range_pop(f, f, 0, safe, fan_in, BK_POP_A);
-            for (uint32_t r = 0, lo = safe; r < nr; r++, lo += tile)
-                ones[r] = range_pop(f, f, lo, fan_in - lo < tile ? fan_in : lo + tile, fan_in,
-                                    BK_POP_A);
+        uint32_t prefix_c = safe;
+        if (!pm1 && safe) prefix_c = range_pop(f, f, 0, safe, fan_in, BK_POP_A);
+        for (uint32_t r = 0, lo = safe; r < nr; r++, lo += tile) {
+            const uint32_t hi = fan_in - lo < tile ? fan_in : lo + tile;
+            ones[r] = pm1 ? hi - lo : range_pop(f, f, lo, hi, fan_in, BK_POP_A);
+        }
+        if ((tile & 31u) == 0u) {
+            outputs_word_tiles(f, w, fw, og, safe, tile >> 5, pm1, ones, prefix_c, lo_lim,
+                               hi_lim, a);
+            continue;
         }
         for (uint32_t o = 0; o < og; o++, w += fw) {
             int32_t s = 0;
             if (safe) {
-                const uint32_t d = range_pop(f, w, 0, safe, fan_in, op);
-                s = pm1 ? (int32_t)safe - (int32_t)(d << 1) : (int32_t)(d << 1) - (int32_t)prefix_ones;
+                const int32_t d = (int32_t)range_pop(f, w, 0, safe, fan_in, op) << 1;
+                s = pm1 ? (int32_t)prefix_c - d : d - (int32_t)prefix_c;
             }
             for (uint32_t r = 0, lo = safe; r < nr; r++, lo += tile) {
                 const uint32_t hi = fan_in - lo < tile ? fan_in : lo + tile;
-                const uint32_t d = range_pop(f, w, lo, hi, fan_in, op);
-                const int32_t p = pm1 ? (int32_t)(hi - lo) - (int32_t)(d << 1)
-                                      : (int32_t)(d << 1) - (int32_t)ones[r];
-                s = bk_acc_sat_add_lim(s, p, lo_lim, hi_lim);
+                const int32_t d = (int32_t)range_pop(f, w, lo, hi, fan_in, op) << 1;
+                s = bk_acc_sat_add_lim(s, pm1 ? (int32_t)ones[r] - d : d - (int32_t)ones[r],
+                                       lo_lim, hi_lim);
             }
             a[o] = s;
         }
@@ -412,6 +486,19 @@ static void col_step_acc(const bk_layer_t *L, const uint32_t *x, uint32_t t, int
     }
 }
 
+/* In-place transpose of a 32 x 32 bit matrix: afterwards bit l of a[b] is what bit b of
+ * a[l] was. Five rounds of block swaps (Hacker's Delight 7-3, LSB-first): round j
+ * exchanges the j x j blocks off the diagonal of each 2j x 2j block. */
+static void transpose32(uint32_t *a) {
+    uint32_t m = 0x0000FFFFu;
+    for (uint32_t j = 16; j; j >>= 1, m ^= m << j)
+        for (uint32_t k = 0; k < 32u; k = (k + j + 1u) & ~j) {
+            const uint32_t t = ((a[k] >> j) ^ a[k + j]) & m;
+            a[k + j] ^= t;
+            a[k] ^= t << j;
+        }
+}
+
 void bk_bconv_bin_prepare(const bk_layer_t *L, uint32_t *scratch) {
     const uint32_t og = (uint32_t)L->c_out / L->groups, nwo = BK_WORDS(og);
     const unsigned bits = L->acc_bits;
@@ -419,45 +506,50 @@ void bk_bconv_bin_prepare(const bk_layer_t *L, uint32_t *scratch) {
     uint32_t *pr = col_prep(L, scratch);
     for (uint32_t g = 0; g < L->groups; g++)
         for (uint32_t j = 0; j < nwo; j++, pr += bits + COL_PREP_EXTRA) {
-            uint32_t flip = 0, cmask = 0, cone = 0, tv[32];
-            for (uint32_t l = 0; l < 32u; l++) {
-                const uint32_t lane = 1u << l, ol = 32u * j + l;
-                tv[l] = 0;
-                if (ol >= og) {
-                    cmask |= lane; /* unused bits of the output row stay 0 */
-                    continue;
-                }
-                const int32_t thr = L->thr[g * og + ol];
-                if (L->flip[g * og + ol]) {
+            const int32_t *th = L->thr + g * og + 32u * j;
+            const uint8_t *fl = L->flip + g * og + 32u * j;
+            const uint32_t lanes = og - 32u * j < 32u ? og - 32u * j : 32u;
+            /* lanes past og: constant 0 (unused bits of the output row stay 0) */
+            uint32_t flip = 0, cmask = lanes < 32u ? 0xFFFFFFFFu << lanes : 0u, cone = 0, tv[32];
+            for (uint32_t l = lanes; l < 32u; l++) tv[l] = 0;
+            for (uint32_t l = 0; l < lanes; l++) {
+                const uint32_t lane = 1u << l;
+                const int32_t thr = th[l];
+                uint32_t T = (uint32_t)thr;
+                if (fl[l]) {
                     flip |= lane;
                     if (thr >= hi) cmask |= lane, cone |= lane;
                     else if (thr < lo) cmask |= lane;
-                    else tv[l] = (uint32_t)thr + 1u;
-                } else {
-                    if (thr <= lo) cmask |= lane, cone |= lane;
-                    else if (thr > hi) cmask |= lane;
-                    else tv[l] = (uint32_t)thr;
+                    else T += 1u;
+                } else if (thr <= lo) {
+                    cmask |= lane, cone |= lane;
+                } else if (thr > hi) {
+                    cmask |= lane;
                 }
+                tv[l] = T; /* don't care where cmask is set */
             }
-            for (uint32_t b = 0; b < bits; b++) { /* plane b: bit b of every lane's T */
-                uint32_t plane = 0;
-                for (uint32_t l = 32; l-- > 0;) plane = (plane << 1) | ((tv[l] >> b) & 1u);
-                pr[b] = plane;
-            }
+            transpose32(tv); /* tv[b]: bit b of every lane's T */
+            for (uint32_t b = 0; b < bits; b++) pr[b] = tv[b];
+            pr[bits - 1u] = ~pr[bits - 1u]; /* T ^ 2^(N-1): see block_bits */
             pr[bits] = flip, pr[bits + 1u] = cmask, pr[bits + 2u] = cone;
         }
 }
 
-/* Output bits of one block: V = (2 c - K) mod 2^N from the planes, compared per lane. */
+/* Output bits of one block: V = (2 c - K) mod 2^N from the planes, compared per lane with
+ * the prepared T. Signed N-bit order is unsigned order after inverting the sign bits, so
+ * U = V + 2^(N-1) = 2 c + (2^(N-1) - K) mod 2^N is built (ripple carry of a constant C)
+ * and compared with T ^ 2^(N-1) (the prepared top plane is inverted): V >= T <=> no
+ * borrow out of U - (T ^ 2^(N-1)). */
 static uint32_t block_bits(const uint32_t *pl, uint32_t K, const uint32_t *pr, unsigned bits) {
-    uint32_t bs = 0, bc = 0; /* borrows of 2c - K and of V - T */
-    for (unsigned b = 0; b < bits; b++) {
-        const uint32_t a = (b >= 1u && b - 1u < VC_PLANES) ? pl[b - 1u] : 0u;
-        const uint32_t k = 0u - ((K >> b) & 1u);
-        uint32_t v = a ^ k ^ bs, tb = pr[b];
-        bs = (~a & k) | (~(a ^ k) & bs);
-        if (b + 1u == bits) v = ~v, tb = ~tb; /* signed: invert the sign bits */
-        bc = (~v & tb) | (~(v ^ tb) & bc);
+    uint32_t C = (1u << (bits - 1u)) - K; /* mod 2^32; only its low N bits are used */
+    uint32_t cy = 0, bc = 0, a = 0;       /* a: plane b of 2c = plane b - 1 of c */
+    for (unsigned b = 0; b < bits; b++, C >>= 1) {
+        uint32_t u;
+        if (C & 1u) u = ~(a ^ cy), cy = a | cy;
+        else u = a ^ cy, cy = a & cy;
+        const uint32_t t = pr[b];
+        bc = (~u & t) | (~(u ^ t) & bc);
+        a = b < VC_PLANES ? pl[b] : 0u;
     }
     return ((~bc ^ pr[bits]) & ~pr[bits + 1u]) | pr[bits + 2u];
 }

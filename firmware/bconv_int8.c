@@ -208,11 +208,6 @@ static inline uint32_t sum_nibbles(const entry_t *T, const uint32_t *w, uint32_t
     return s;
 }
 
-/* a two's complement uint32 read as int32, without implementation-defined conversion */
-static inline int32_t as_int32(uint32_t u) {
-    return u < 0x80000000u ? (int32_t)u : -(int32_t)(~u) - 1;
-}
-
 /* Biased sums of word i of the og weight rows w (row stride fw) into s[0..og): set
  * (first) or add; the fifth chunk is skipped when it lies past the fan-in (chunks = 4).
  * Word by word, so that the five table bases stay in registers for all outputs. */
@@ -252,21 +247,15 @@ static void wide_one_run(const entry_t *T, const uint32_t *w, uint32_t fw, uint3
     }
     /* bias: 128 per element of every chunk read (32 per word, 25 in a short last word) */
     const uint32_t bias = (fw << 12) - (short_last ? 7u << 7 : 0u);
-    if (bits >= 32u) {
-        for (uint32_t o = 0; o < og; o++) acc[o] = as_int32(s[o] - bias);
-        if (y) bk_threshold_bits(acc, thr, flip, og, y);
-        return;
-    }
-    /* wrap_N(v) = ((v + 2^(N-1)) mod 2^N) - 2^(N-1); both terms below 2^31 */
-    const uint32_t half = 1u << (bits - 1u), mask = (half << 1) - 1u, add = half - bias;
+    const uint32_t mask = bk_acc_mask(bits), half = bk_acc_half(bits), add = half - bias;
     if (!y) {
-        for (uint32_t o = 0; o < og; o++) acc[o] = (int32_t)((s[o] + add) & mask) - (int32_t)half;
+        for (uint32_t o = 0; o < og; o++) acc[o] = bk_as_int32(((s[o] + add) & mask) - half);
         return;
     }
     for (uint32_t w0 = 0; w0 < og; w0 += 32u) { /* bk_threshold_bits, fused */
         uint32_t word = 0;
         for (uint32_t o = (og - w0 < 32u ? og : w0 + 32u); o-- > w0;) {
-            const int32_t a = (int32_t)((s[o] + add) & mask) - (int32_t)half, t = thr[o];
+            const int32_t a = bk_as_int32(((s[o] + add) & mask) - half), t = thr[o];
             word = (word << 1) | (uint32_t)(flip[o] ? a <= t : a >= t);
         }
         y[w0 >> 5] = word;
@@ -289,10 +278,10 @@ static inline int32_t run_sum(int plan, const entry_t *T, const uint32_t *w, uin
                               uint32_t hi) {
     if (plan == PLAN_WIDE) {
         const uint32_t w0 = lo >> 5, n = BK_WORDS(hi) - w0;
-        return as_int32(sum_wide(T + (size_t)w0 * WIDE_ENTRIES, w + w0, n) - (n << 12));
+        return bk_as_int32(sum_wide(T + (size_t)w0 * WIDE_ENTRIES, w + w0, n) - (n << 12));
     }
     const uint32_t c0 = lo >> 2, c1 = (hi + 3u) >> 2;
-    return as_int32(sum_nibbles(T, w, c0, c1) - ((c1 - c0) << 9));
+    return bk_as_int32(sum_nibbles(T, w, c0, c1) - ((c1 - c0) << 9));
 }
 
 #if defined(BK_COUNT_OPS) && BK_COUNT_OPS

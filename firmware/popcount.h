@@ -118,6 +118,19 @@ BK_INLINE uint32_t bk_sum_bytes(uint32_t b) { /* b0 + b1 + b2 + b3 */
 #endif
 }
 
+/* Bytes whose sum is sum_i popcount(a[i] OP b[i]) over n <= 30 whole words. */
+BK_INLINE uint32_t bk_pop_bytes_words(const uint32_t *a, const uint32_t *b, uint32_t n, int op,
+                                      bk_pop_masks_t mk) {
+    uint32_t bytes = 0;
+    for (; n >= 3u; n -= 3u, a += 3, b += 3)
+        bytes += bk_pop3_bytes(bk_pop_op(a[0], b[0], op), bk_pop_op(a[1], b[1], op),
+                               bk_pop_op(a[2], b[2], op), mk);
+    if (n)
+        bytes += bk_pop3_bytes(bk_pop_op(a[0], b[0], op), n > 1u ? bk_pop_op(a[1], b[1], op) : 0u,
+                               0u, mk);
+    return bytes;
+}
+
 /* sum_i popcount(a[i] OP b[i]) over n whole words (the carry-save blocks above). */
 BK_INLINE uint32_t bk_popcount_op_words(const uint32_t *a, const uint32_t *b, uint32_t n,
                                        int op) {
@@ -126,17 +139,9 @@ BK_INLINE uint32_t bk_popcount_op_words(const uint32_t *a, const uint32_t *b, ui
     for (uint32_t i = 0; i < n; i++) total += bk_popcount32(bk_pop_op(a[i], b[i], op));
 #else
     const bk_pop_masks_t mk = bk_pop_masks();
-    while (n >= 3u) {
-        uint32_t m = n > 30u ? 30u : n - n % 3u, bytes = 0;
-        n -= m;
-        for (; m; m -= 3u, a += 3, b += 3)
-            bytes += bk_pop3_bytes(bk_pop_op(a[0], b[0], op), bk_pop_op(a[1], b[1], op),
-                                   bk_pop_op(a[2], b[2], op), mk);
-        total += bk_sum_bytes(bytes);
-    }
-    if (n)
-        total += bk_sum_bytes(
-            bk_pop3_bytes(bk_pop_op(a[0], b[0], op), n > 1u ? bk_pop_op(a[1], b[1], op) : 0u, 0u, mk));
+    for (; n > 30u; n -= 30u, a += 30, b += 30)
+        total += bk_sum_bytes(bk_pop_bytes_words(a, b, 30u, op, mk));
+    total += bk_sum_bytes(bk_pop_bytes_words(a, b, n, op, mk));
 #endif
     return total;
 }
