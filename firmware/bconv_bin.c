@@ -417,21 +417,30 @@ static void vcount_complement(uint32_t *pl, const uint32_t *col, const uint16_t 
     vcount_inv(pl, col, off, m, 0xFFFFFFFFu);
 }
 
-/* The planes of one block of 32 outputs of group g for the fan-in f. Returns K. */
-static uint32_t col_block_planes(const bk_layer_t *L, const uint16_t *off, uint32_t m1,
-                                 uint32_t m0, uint32_t g, uint32_t j, uint32_t *pl) {
-    const uint32_t fan_in = (uint32_t)L->kernel * (L->c_in / L->groups);
-    const uint32_t nwo = BK_WORDS((uint32_t)L->c_out / L->groups);
-    const uint32_t *col = L->weights + (size_t)g * fan_in * nwo + j;
+/* The planes of one block of 32 outputs (columns col, stride 4 * nwo bytes) over the
+ * listed elements; returns K. Only planes [0, np) are cleared: np covers the count's
+ * bits (counts never carry past them) and every plane the reader looks at. */
+static uint32_t col_block_planes(const uint32_t *col, const uint16_t *off, uint32_t m1,
+                                 uint32_t m0, int pm1, uint32_t fan_in, uint32_t np,
+                                 uint32_t *pl) {
     uint32_t zero = 0;
     BK_OPAQUE(zero); /* a short loop of stores, not a memset call */
-    for (uint32_t b = 0; b < VC_PLANES; b++) pl[b] = zero;
+    for (uint32_t b = 0; b < np; b++) pl[b] = zero;
     vcount(pl, col, off, m1);
-    if (L->input == BK_IN_PM1) {
+    if (pm1) {
         vcount_complement(pl, col, off + m1, m0);
         return fan_in;
     }
     return m1;
+}
+
+/* Planes col_block_planes must clear: the bits of a count up to fan_in (at least the four
+ * Harley-Seal planes) and the planes block_bits reads (bits), at most VC_PLANES. */
+static uint32_t col_planes(uint32_t fan_in, unsigned bits) {
+    uint32_t np = 4;
+    while (np < VC_PLANES && (fan_in >> np)) np++;
+    if (np < bits) np = bits < VC_PLANES ? bits : VC_PLANES;
+    return np;
 }
 
 /* Lists of group g's fan-in: set elements first (m1), then (pm1) the clear ones (m0). */
@@ -475,8 +484,10 @@ static void col_step_acc(const bk_layer_t *L, const uint32_t *x, uint32_t t, int
         const uint32_t *f = gather(L, rows, g, scratch);
         uint32_t m1, m0, pl[VC_PLANES];
         col_lists(L, f, off, &m1, &m0);
+        const uint32_t *col = L->weights + (size_t)g * fan_in * nwo;
         for (uint32_t j = 0; j < nwo; j++) {
-            const uint32_t K = col_block_planes(L, off, m1, m0, g, j, pl);
+            const uint32_t K =
+                col_block_planes(col + j, off, m1, m0, L->input == BK_IN_PM1, fan_in, VC_PLANES, pl);
             for (uint32_t l = 0; l < 32u && 32u * j + l < og; l++) {
                 uint32_t c = 0;
                 for (uint32_t b = 0; b < VC_PLANES; b++) c |= ((pl[b] >> l) & 1u) << b;
@@ -492,11 +503,12 @@ static void col_step_acc(const bk_layer_t *L, const uint32_t *x, uint32_t t, int
 static void transpose32(uint32_t *a) {
     uint32_t m = 0x0000FFFFu;
     for (uint32_t j = 16; j; j >>= 1, m ^= m << j)
-        for (uint32_t k = 0; k < 32u; k = (k + j + 1u) & ~j) {
-            const uint32_t t = ((a[k] >> j) ^ a[k + j]) & m;
-            a[k + j] ^= t;
-            a[k] ^= t << j;
-        }
+        for (uint32_t *p = a; p < a + 32; p += 2u * j)
+            for (uint32_t *q = p; q < p + j; q++) {
+                const uint32_t t = ((q[0] >> j) ^ q[j]) & m;
+                q[j] ^= t;
+                q[0] ^= t << j;
+            }
 }
 
 void bk_bconv_bin_prepare(const bk_layer_t *L, uint32_t *scratch) {
@@ -562,14 +574,18 @@ void bk_bconv_bin_step_bits(const bk_layer_t *L, const uint32_t *x, uint32_t t, 
     const unsigned bits = L->acc_bits;
     uint16_t *off = col_offsets(L, scratch);
     const uint32_t *pr = col_prep(L, scratch);
+    const int pm1 = L->input == BK_IN_PM1;
+    const uint32_t np = col_planes(fan_in, bits), groups = L->groups;
+    const uint32_t *weights = L->weights;
     col_count_ops(L, fan_in);
     BK_COUNT(thresholds, L->c_out);
-    for (uint32_t g = 0; g < L->groups; g++) {
+    for (uint32_t g = 0; g < groups; g++) {
         const uint32_t *f = gather(L, rows, g, scratch);
+        const uint32_t *col = weights + (size_t)g * fan_in * nwo;
         uint32_t m1, m0, pl[VC_PLANES];
         col_lists(L, f, off, &m1, &m0);
         for (uint32_t j = 0; j < nwo; j++, pr += bits + COL_PREP_EXTRA) {
-            const uint32_t K = col_block_planes(L, off, m1, m0, g, j, pl);
+            const uint32_t K = col_block_planes(col + j, off, m1, m0, pm1, fan_in, np, pl);
             y[((g * og) >> 5) + j] = block_bits(pl, K, pr, bits);
         }
     }
