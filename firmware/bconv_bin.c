@@ -60,7 +60,8 @@ uint32_t bk_bconv_bin_scratch_words(const bk_layer_t *L) {
     const uint32_t fan_in = (uint32_t)L->kernel * (L->c_in / L->groups);
     if (bk_weights_by_column(L))
         return BK_WORDS(fan_in) + ((fan_in + 1u) >> 1) +
-               (uint32_t)L->groups * BK_WORDS(L->c_out / L->groups) * (L->acc_bits + COL_PREP_EXTRA);
+               (uint32_t)L->groups * BK_WORDS(L->c_out / L->groups) *
+                   (L->acc_bits + COL_PREP_EXTRA);
     return BK_WORDS(fan_in) + n_ranges(L, fan_in);
 }
 
@@ -291,18 +292,19 @@ void bk_bconv_bin_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32
  * The lists hold byte offsets of the columns (uint16) and are built once per (t, g) for
  * all of the group's blocks.
  *
- * Output transform, bit-sliced too (32 outputs per step): V = (2 c - K) mod 2^N is a shift
- * of the planes and a subtraction of the constant K (ripple borrow over N planes); that is
- * wrap_N of the exact sum (and the exact sum itself when the layer cannot saturate). The
- * threshold rule (output_transform.c) per lane:
+ * Output transform, bit-sliced too (32 outputs at once): V = (2 c - K) mod 2^N, read as a
+ * signed N-bit number, is wrap_N of the exact sum (the exact sum itself when the layer
+ * cannot saturate). The threshold rule (output_transform.c) per lane:
  *   flip = 0:  V >= thr     flip = 1:  V <= thr  <=>  not (V >= thr + 1)
  * with V in [lo, hi] = N-bit range: thresholds outside it give a constant bit (flip 0:
  * thr <= lo -> 1, thr > hi -> 0; flip 1: thr >= hi -> 1, thr < lo -> 0), and otherwise
- * the lane compares V >= T (T = thr or thr + 1, in range) and flips the result. V >= T
- * for N-bit signed values is an unsigned compare after inverting both sign bits, i.e. no
- * borrow out of V - T. bk_bconv_bin_prepare turns thr and flip into these T planes and
- * masks once per layer call: per block N planes, then the flip mask, the constant mask
- * and the constant-one mask.
+ * the lane compares V >= T (T = thr or thr + 1, in range) and flips the result. Signed
+ * N-bit order is the unsigned order of the values plus 2^(N-1) mod 2^N (the sign bit
+ * inverted), so block_bits forms U = 2 c + (2^(N-1) - K) mod 2^N (the planes shifted by
+ * one, plus a constant: a ripple carry over N planes) and V >= T exactly when U minus
+ * (T with its top bit inverted) does not borrow. bk_bconv_bin_prepare turns thr and flip
+ * into these T planes (top plane inverted) and masks once per layer call: per block N
+ * planes, then the flip mask, the constant mask and the constant-one mask.
  * ====================================================================================== */
 
 /* carry-save adder: (h, l) = (majority, parity) of a, b, c; l may be a */
@@ -313,7 +315,7 @@ void bk_bconv_bin_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32
         (l) = u_ ^ (c);                   \
     } while (0)
 
-#define VC_PLANES 16u /* counts below 2^16 (fan_in * 4 * nwo <= 0xFFFF) */
+#define VC_PLANES 16u /* counts up to fan_in < 2^14 (fan_in * 4 * nwo <= 0xFFFF) */
 
 /* log2 of the bytes of one column (4 * BK_WORDS(og), a power of two) */
 static uint32_t col_shift(const bk_layer_t *L) {
@@ -486,8 +488,8 @@ static void col_step_acc(const bk_layer_t *L, const uint32_t *x, uint32_t t, int
         col_lists(L, f, off, &m1, &m0);
         const uint32_t *col = L->weights + (size_t)g * fan_in * nwo;
         for (uint32_t j = 0; j < nwo; j++) {
-            const uint32_t K =
-                col_block_planes(col + j, off, m1, m0, L->input == BK_IN_PM1, fan_in, VC_PLANES, pl);
+            const uint32_t K = col_block_planes(col + j, off, m1, m0, L->input == BK_IN_PM1,
+                                                fan_in, VC_PLANES, pl);
             for (uint32_t l = 0; l < 32u && 32u * j + l < og; l++) {
                 uint32_t c = 0;
                 for (uint32_t b = 0; b < VC_PLANES; b++) c |= ((pl[b] >> l) & 1u) << b;

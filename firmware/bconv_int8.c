@@ -6,8 +6,9 @@
  * k starts at element k * c_in), so it is read in place; grouped layers copy it (k * cg
  * bytes) into the scratch once per (t, g).
  *
- * Chunk tables (no multiply; about 0.6 instructions per element and output for 64 or
- * more outputs per group). Cut the fan-in into chunks of k consecutive elements that
+ * Chunk tables (no multiply; about 0.7 instructions per element and output, plus the
+ * tables, shared by the outputs of a group). Cut the fan-in into chunks of k consecutive
+ * elements that
  * never straddle a 32-bit weight word. For each chunk and each pattern p of its k weight
  * bits (bit j of p = weight bit of element j of the chunk, 1 = +1) tabulate
  *   T[p] = 128 k + sum_j (bit j of p ? +x_j : -x_j)                    (0 <= T[p] <= 256 k)
@@ -25,9 +26,11 @@
  * the end are 0); chunks that straddle the end have x = 0 past it.
  *
  * Plans (chunk shapes per 32-element weight word), chosen per layer by int8_plan():
- *   wide     5 chunks, bits [0,6) [6,12) [12,18) [18,25) [25,32): 448 entries per word,
- *            5 reads per word and output. Needs runs of whole weight words and pays for
- *            its tables (about 500 additions per word) from 24 outputs per group on.
+ *   wide     5 chunks, bits [0,6) [6,12) [12,18) [18,25) [25,32): 448 entries (224
+ *            words, an addition and a store each) per weight word, 5 reads per word and
+ *            output, one word of all outputs at a time so that the five table bases stay
+ *            in registers (21 instructions per word and output). Needs runs of whole
+ *            weight words and pays for its tables from 24 outputs per group on.
  *   nibble   8 chunks of 4: 128 entries, 8 reads per word and output; runs of whole
  *            nibbles (tile % 4 = 0).
  *   element  one element at a time: a weight bit b selects +x or -x as (x ^ -n) + n with
@@ -100,13 +103,14 @@ static inline uint32_t pair16(int32_t v) {
 }
 
 /* Store the four words a..d + D at W. */
-#define PUT4(W, D, a, b, c, d)                                                    \
-    do {                                                                          \
-        const uint32_t p0_ = (a) + (D), p1_ = (b) + (D), p2_ = (c) + (D), p3_ = (d) + (D); \
-        (W)[0] = p0_;                                                             \
-        (W)[1] = p1_;                                                             \
-        (W)[2] = p2_;                                                             \
-        (W)[3] = p3_;                                                             \
+#define PUT4(W, D, a, b, c, d)                  \
+    do {                                        \
+        const uint32_t p0_ = (a) + (D);         \
+        const uint32_t p1_ = (b) + (D);         \
+        const uint32_t p2_ = (c) + (D);         \
+        const uint32_t p3_ = (d) + (D);         \
+        (W)[0] = p0_, (W)[1] = p1_;             \
+        (W)[2] = p2_, (W)[3] = p3_;             \
     } while (0)
 
 /* Words 4 m + (0..3) = w0..w3 + sum of d_j over the bits j of m, m = 0..3 (two more
@@ -156,7 +160,8 @@ static void build_chunk(uint32_t *W, const int8_t *x, uint32_t kr, uint32_t bias
         const uint32_t d = pair16(2 * x[j]);
         const uint32_t *src = W;
         uint32_t *dst = W + half;
-        for (uint32_t m = 0; m < half; m += 4u) PUT4(dst + m, d, src[m], src[m + 1u], src[m + 2u], src[m + 3u]);
+        for (uint32_t m = 0; m < half; m += 4u)
+            PUT4(dst + m, d, src[m], src[m + 1u], src[m + 2u], src[m + 3u]);
     }
 }
 
@@ -316,14 +321,10 @@ static int int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_t *
     const int8_t *x0 = x + (size_t)t * L->stride * c_in;
     const entry_t *T = (const entry_t *)scratch;
     int8_t *xg = (int8_t *)(scratch + table_words(plan, fan_in));
+    /* the accelerator's operations (bnn.h), whatever the certificate lets us skip */
     BK_COUNT(elements, (uint64_t)L->c_out * fan_in);
-    if (safe == fan_in) {
-        BK_COUNT(words, (uint64_t)L->c_out * (wrap ? fw : tile_words(fan_in, tile)));
-        if (!wrap) BK_COUNT(sat_adds, (uint64_t)L->c_out * ((fan_in + tile - 1u) / tile));
-    } else {
-        BK_COUNT(words, (uint64_t)L->c_out * tile_words(fan_in, tile));
-        BK_COUNT(sat_adds, (uint64_t)L->c_out * ((fan_in + tile - 1u) / tile));
-    }
+    BK_COUNT(words, (uint64_t)L->c_out * (wrap ? fw : tile_words(fan_in, tile)));
+    if (!wrap) BK_COUNT(sat_adds, (uint64_t)L->c_out * ((fan_in + tile - 1u) / tile));
     for (uint32_t g = 0; g < groups; g++) {
         const int8_t *xf = x0;
         if (groups > 1u) {
