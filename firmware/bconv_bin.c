@@ -51,7 +51,7 @@ int bk_weights_by_column(const bk_layer_t *L) {
     const uint32_t fan_in = (uint32_t)L->kernel * (L->c_in / L->groups);
     const uint32_t og = (uint32_t)L->c_out / L->groups, nwo = BK_WORDS(og);
     if (L->acc_mode != BK_ACC_WRAP && fan_in > (uint32_t)bk_acc_hi(L->acc_bits)) return 0;
-    if (og < COL_MIN_OUTPUTS || (nwo & (nwo - 1u)) != 0u || nwo > 8u) return 0;
+    if (og < COL_MIN_OUTPUTS) return 0;
     if (L->groups > 1u && (og & 31u) != 0u) return 0;
     return fan_in * nwo * 4u <= 0xFFFFu; /* column offsets fit uint16 */
 }
@@ -317,17 +317,17 @@ void bk_bconv_bin_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32
 
 #define VC_PLANES 16u /* counts up to fan_in < 2^14 (fan_in * 4 * nwo <= 0xFFFF) */
 
-/* log2 of the bytes of one column (4 * BK_WORDS(og), a power of two) */
+/* log2 of the bytes of one column (4 * BK_WORDS(og)) when that is a power of two, else 0 */
 static uint32_t col_shift(const bk_layer_t *L) {
     const uint32_t nwo = BK_WORDS((uint32_t)L->c_out / L->groups);
     uint32_t sh = 2;
     while ((1u << sh) < 4u * nwo) sh++;
-    return sh;
+    return (1u << sh) == 4u * nwo ? sh : 0u;
 }
 
 /* Byte offsets (element i -> i << sh) of the elements whose bit in f, XOR inv, is 1.
  * Set bits are taken from the top of each word (CLZ; the order does not matter to a
- * sum). sh is a constant per call site (col_shift: 2..5). */
+ * sum). sh is a constant per call site (col_shift: 2..5, columns of 1, 2, 4 or 8 words). */
 BK_INLINE uint32_t list_elements_sh(const uint32_t *f, uint32_t fan_in, const uint32_t sh,
                                     uint32_t inv, uint16_t *off) {
     const uint32_t fw = BK_WORDS(fan_in);
@@ -345,13 +345,34 @@ BK_INLINE uint32_t list_elements_sh(const uint32_t *f, uint32_t fan_in, const ui
     return (uint32_t)(o - off);
 }
 
-static uint32_t list_elements(const uint32_t *f, uint32_t fan_in, uint32_t sh, uint32_t inv,
-                              uint16_t *off) {
+/* The same for a column of `bytes` bytes that is not a power of two: the offsets of the
+ * 32 bit positions of a word come from a table made by repeated addition (no multiply). */
+static uint32_t list_elements_any(const uint32_t *f, uint32_t fan_in, uint32_t bytes,
+                                  uint32_t inv, uint16_t *off) {
+    const uint32_t fw = BK_WORDS(fan_in);
+    uint32_t down[32]; /* down[z] = offset of bit 31 - z relative to bit 31 */
+    for (uint32_t z = 0, d = 0; z < 32u; z++, d += bytes) down[z] = d;
+    uint16_t *o = off;
+    for (uint32_t i = 0, top = 31u * bytes; i < fw; i++, top += 32u * bytes) {
+        uint32_t v = f[i] ^ inv;
+        if (i + 1u == fw && (fan_in & 31u)) v &= (1u << (fan_in & 31u)) - 1u;
+        while (v) {
+            const uint32_t z = bk_clz32(v);
+            *o++ = (uint16_t)(top - down[z]);
+            v &= ~(0x80000000u >> z);
+        }
+    }
+    return (uint32_t)(o - off);
+}
+
+static uint32_t list_elements(const uint32_t *f, uint32_t fan_in, uint32_t sh, uint32_t bytes,
+                              uint32_t inv, uint16_t *off) {
     switch (sh) {
     case 2: return list_elements_sh(f, fan_in, 2u, inv, off);
     case 3: return list_elements_sh(f, fan_in, 3u, inv, off);
     case 4: return list_elements_sh(f, fan_in, 4u, inv, off);
-    default: return list_elements_sh(f, fan_in, 5u, inv, off);
+    case 5: return list_elements_sh(f, fan_in, 5u, inv, off);
+    default: return list_elements_any(f, fan_in, bytes, inv, off);
     }
 }
 
@@ -449,8 +470,10 @@ static uint32_t col_planes(uint32_t fan_in, unsigned bits) {
 static void col_lists(const bk_layer_t *L, const uint32_t *f, uint16_t *off, uint32_t *m1,
                       uint32_t *m0) {
     const uint32_t fan_in = (uint32_t)L->kernel * (L->c_in / L->groups), sh = col_shift(L);
-    *m1 = list_elements(f, fan_in, sh, 0u, off);
-    *m0 = L->input == BK_IN_PM1 ? list_elements(f, fan_in, sh, 0xFFFFFFFFu, off + *m1) : 0u;
+    const uint32_t bytes = 4u * BK_WORDS((uint32_t)L->c_out / L->groups);
+    *m1 = list_elements(f, fan_in, sh, bytes, 0u, off);
+    *m0 = L->input == BK_IN_PM1 ? list_elements(f, fan_in, sh, bytes, 0xFFFFFFFFu, off + *m1)
+                                : 0u;
 }
 
 static uint16_t *col_offsets(const bk_layer_t *L, uint32_t *scratch) {

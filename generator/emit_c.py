@@ -92,7 +92,7 @@ def weights_by_column(layer) -> bool:
     nwo = words(og)
     if layer.acc_mode != "wrap" and layer.fan_in > (1 << (layer.acc_bits - 1)) - 1:
         return False
-    if og < 24 or nwo & (nwo - 1) or nwo > 8 or (layer.groups > 1 and og % 32):
+    if og < 24 or (layer.groups > 1 and og % 32):
         return False
     return layer.fan_in * nwo * 4 <= 0xFFFF
 
