@@ -50,7 +50,10 @@ int bk_weights_by_column(const bk_layer_t *L) {
         return 0;
     const uint32_t fan_in = (uint32_t)L->kernel * (L->c_in / L->groups);
     const uint32_t og = (uint32_t)L->c_out / L->groups, nwo = BK_WORDS(og);
-    if (L->acc_mode != BK_ACC_WRAP && fan_in > (uint32_t)bk_acc_hi(L->acc_bits)) return 0;
+    /* saturating: no saturation possible, or tiles of whole words */
+    if (L->acc_mode != BK_ACC_WRAP && fan_in > (uint32_t)bk_acc_hi(L->acc_bits) &&
+        (L->tile & 31u) != 0u)
+        return 0;
     if (og < COL_MIN_OUTPUTS) return 0;
     if (L->groups > 1u && (og & 31u) != 0u) return 0;
     return fan_in * nwo * 4u <= 0xFFFFu; /* column offsets fit uint16 */
@@ -58,8 +61,8 @@ int bk_weights_by_column(const bk_layer_t *L) {
 
 uint32_t bk_bconv_bin_scratch_words(const bk_layer_t *L) {
     const uint32_t fan_in = (uint32_t)L->kernel * (L->c_in / L->groups);
-    if (bk_weights_by_column(L))
-        return BK_WORDS(fan_in) + ((fan_in + 1u) >> 1) +
+    if (bk_weights_by_column(L)) /* gathered fan-in, lists and word starts, thresholds */
+        return 2u * BK_WORDS(fan_in) + 1u + ((fan_in + 1u) >> 1) +
                (uint32_t)L->groups * BK_WORDS(L->c_out / L->groups) *
                    (L->acc_bits + COL_PREP_EXTRA);
     return BK_WORDS(fan_in) + n_ranges(L, fan_in);
@@ -325,54 +328,42 @@ static uint32_t col_shift(const bk_layer_t *L) {
     return (1u << sh) == 4u * nwo ? sh : 0u;
 }
 
-/* Byte offsets (element i -> i << sh) of the elements whose bit in f, XOR inv, is 1.
- * Set bits are taken from the top of each word (CLZ; the order does not matter to a
- * sum). sh is a constant per call site (col_shift: 2..5, columns of 1, 2, 4 or 8 words). */
+/* The list of the elements whose bit in f, XOR inv, is 1, appended at off[at]: byte
+ * offsets of their columns (element i -> i * bytes); starts[i] = list index where word i's
+ * elements begin, starts[fw] = the end (saturating tiles count word ranges). Set bits are
+ * taken from the top of each word (CLZ; the order within a word does not matter to a
+ * sum). Returns the end. The power-of-two column sizes (sh = log2 bytes, 2..5) get a
+ * shift, the others an offset table made by repeated addition (no multiply). */
 BK_INLINE uint32_t list_elements_sh(const uint32_t *f, uint32_t fan_in, const uint32_t sh,
-                                    uint32_t inv, uint16_t *off) {
+                                    uint32_t bytes, uint32_t inv, uint16_t *off, uint32_t at,
+                                    uint16_t *starts) {
     const uint32_t fw = BK_WORDS(fan_in);
-    uint16_t *o = off;
-    for (uint32_t i = 0; i < fw; i++) {
-        uint32_t v = f[i] ^ inv;
-        if (i + 1u == fw && (fan_in & 31u)) v &= (1u << (fan_in & 31u)) - 1u;
-        const uint32_t top = (i << (5u + sh)) + (31u << sh); /* offset of bit 31 */
-        while (v) {
-            const uint32_t z = bk_clz32(v);
-            *o++ = (uint16_t)(top - (z << sh));
-            v &= ~(0x80000000u >> z);
-        }
-    }
-    return (uint32_t)(o - off);
-}
-
-/* The same for a column of `bytes` bytes that is not a power of two: the offsets of the
- * 32 bit positions of a word come from a table made by repeated addition (no multiply). */
-static uint32_t list_elements_any(const uint32_t *f, uint32_t fan_in, uint32_t bytes,
-                                  uint32_t inv, uint16_t *off) {
-    const uint32_t fw = BK_WORDS(fan_in);
-    uint32_t down[32]; /* down[z] = offset of bit 31 - z relative to bit 31 */
-    for (uint32_t z = 0, d = 0; z < 32u; z++, d += bytes) down[z] = d;
-    uint16_t *o = off;
+    uint32_t down[32]; /* down[z] = z * bytes, offset of bit 31 - z below bit 31 */
+    if (!sh)
+        for (uint32_t z = 0, d = 0; z < 32u; z++, d += bytes) down[z] = d;
+    uint16_t *o = off + at;
     for (uint32_t i = 0, top = 31u * bytes; i < fw; i++, top += 32u * bytes) {
         uint32_t v = f[i] ^ inv;
         if (i + 1u == fw && (fan_in & 31u)) v &= (1u << (fan_in & 31u)) - 1u;
+        starts[i] = (uint16_t)(o - off);
         while (v) {
             const uint32_t z = bk_clz32(v);
-            *o++ = (uint16_t)(top - down[z]);
+            *o++ = (uint16_t)(top - (sh ? z << sh : down[z]));
             v &= ~(0x80000000u >> z);
         }
     }
+    starts[fw] = (uint16_t)(o - off);
     return (uint32_t)(o - off);
 }
 
 static uint32_t list_elements(const uint32_t *f, uint32_t fan_in, uint32_t sh, uint32_t bytes,
-                              uint32_t inv, uint16_t *off) {
+                              uint32_t inv, uint16_t *off, uint32_t at, uint16_t *starts) {
     switch (sh) {
-    case 2: return list_elements_sh(f, fan_in, 2u, inv, off);
-    case 3: return list_elements_sh(f, fan_in, 3u, inv, off);
-    case 4: return list_elements_sh(f, fan_in, 4u, inv, off);
-    case 5: return list_elements_sh(f, fan_in, 5u, inv, off);
-    default: return list_elements_any(f, fan_in, bytes, inv, off);
+    case 2: return list_elements_sh(f, fan_in, 2u, bytes, inv, off, at, starts);
+    case 3: return list_elements_sh(f, fan_in, 3u, bytes, inv, off, at, starts);
+    case 4: return list_elements_sh(f, fan_in, 4u, bytes, inv, off, at, starts);
+    case 5: return list_elements_sh(f, fan_in, 5u, bytes, inv, off, at, starts);
+    default: return list_elements_sh(f, fan_in, 0u, bytes, inv, off, at, starts);
     }
 }
 
@@ -440,41 +431,16 @@ static void vcount_complement(uint32_t *pl, const uint32_t *col, const uint16_t 
     vcount_inv(pl, col, off, m, 0xFFFFFFFFu);
 }
 
-/* The planes of one block of 32 outputs (columns col, stride 4 * nwo bytes) over the
- * listed elements; returns K. Only planes [0, np) are cleared: np covers the count's
- * bits (counts never carry past them) and every plane the reader looks at. */
-static uint32_t col_block_planes(const uint32_t *col, const uint16_t *off, uint32_t m1,
-                                 uint32_t m0, int pm1, uint32_t fan_in, uint32_t np,
-                                 uint32_t *pl) {
-    uint32_t zero = 0;
-    BK_OPAQUE(zero); /* a short loop of stores, not a memset call */
-    for (uint32_t b = 0; b < np; b++) pl[b] = zero;
-    vcount(pl, col, off, m1);
-    if (pm1) {
-        vcount_complement(pl, col, off + m1, m0);
-        return fan_in;
-    }
-    return m1;
-}
-
-/* Planes col_block_planes must clear: the bits of a count up to fan_in (at least the four
- * Harley-Seal planes) and the planes block_bits reads (bits), at most VC_PLANES. */
-static uint32_t col_planes(uint32_t fan_in, unsigned bits) {
-    uint32_t np = 4;
-    while (np < VC_PLANES && (fan_in >> np)) np++;
-    if (np < bits) np = bits < VC_PLANES ? bits : VC_PLANES;
-    return np;
-}
-
-/* Lists of group g's fan-in: set elements first (m1), then (pm1) the clear ones (m0). */
-static void col_lists(const bk_layer_t *L, const uint32_t *f, uint16_t *off, uint32_t *m1,
-                      uint32_t *m0) {
-    const uint32_t fan_in = (uint32_t)L->kernel * (L->c_in / L->groups), sh = col_shift(L);
-    const uint32_t bytes = 4u * BK_WORDS((uint32_t)L->c_out / L->groups);
-    *m1 = list_elements(f, fan_in, sh, bytes, 0u, off);
-    *m0 = L->input == BK_IN_PM1 ? list_elements(f, fan_in, sh, bytes, 0xFFFFFFFFu, off + *m1)
-                                : 0u;
-}
+/* One (t, g) of a column layer: the lists and what every block needs. */
+typedef struct {
+    const uint16_t *off;     /* set elements, then (pm1) the clear ones */
+    const uint16_t *s1, *s0; /* per word: where its set / clear elements start in off */
+    uint32_t fw, fan_in;
+    uint32_t pw, tw; /* saturating: words of the safe prefix, words per tile (else 0) */
+    uint32_t np;     /* planes to clear for a count over the whole fan-in */
+    unsigned bits;
+    int pm1, tiles;
+} col_ctx_t;
 
 static uint16_t *col_offsets(const bk_layer_t *L, uint32_t *scratch) {
     const uint32_t fan_in = (uint32_t)L->kernel * (L->c_in / L->groups);
@@ -483,7 +449,113 @@ static uint16_t *col_offsets(const bk_layer_t *L, uint32_t *scratch) {
 
 static uint32_t *col_prep(const bk_layer_t *L, uint32_t *scratch) {
     const uint32_t fan_in = (uint32_t)L->kernel * (L->c_in / L->groups);
-    return scratch + BK_WORDS(fan_in) + ((fan_in + 1u) >> 1);
+    return scratch + 2u * BK_WORDS(fan_in) + 1u + ((fan_in + 1u) >> 1);
+}
+
+/* Planes to clear for a count up to n: its bits (counts never carry past them; at least
+ * the four Harley-Seal planes) and the `least` planes a reader looks at, <= VC_PLANES. */
+static uint32_t count_planes(uint32_t n, uint32_t least) {
+    uint32_t np = 4;
+    while (np < VC_PLANES && (n >> np)) np++;
+    if (np < least) np = least < VC_PLANES ? least : VC_PLANES;
+    return np;
+}
+
+/* The context of group g: lists built from its fan-in f (scratch: bk_bconv_bin_scratch_words). */
+static void col_context(const bk_layer_t *L, const uint32_t *f, uint32_t *scratch,
+                        col_ctx_t *c) {
+    const uint32_t fan_in = (uint32_t)L->kernel * (L->c_in / L->groups), fw = BK_WORDS(fan_in);
+    const uint32_t sh = col_shift(L), bytes = 4u * BK_WORDS((uint32_t)L->c_out / L->groups);
+    uint16_t *off = col_offsets(L, scratch);
+    uint16_t *s1 = off + 2u * ((fan_in + 1u) >> 1), *s0 = s1 + fw + 1u;
+    const uint32_t m1 = list_elements(f, fan_in, sh, bytes, 0u, off, 0u, s1);
+    c->pm1 = L->input == BK_IN_PM1;
+    if (c->pm1) list_elements(f, fan_in, sh, bytes, 0xFFFFFFFFu, off, m1, s0);
+    c->off = off, c->s1 = s1, c->s0 = s0;
+    c->fw = fw, c->fan_in = fan_in, c->bits = L->acc_bits;
+    c->np = count_planes(fan_in, L->acc_bits);
+    const uint32_t safe = safe_elements(L, fan_in);
+    c->tiles = safe < fan_in;
+    c->pw = safe >> 5, c->tw = L->tile >> 5; /* safe and tile: multiples of 32 here */
+}
+
+/* Count planes pl (np cleared) of one block (columns col) over the elements of the words
+ * [wa, wb); returns K, the constant of the exact sum 2 c - K of those elements (01: the
+ * set elements; pm1: all of them, agreements counted). */
+static uint32_t col_count(const col_ctx_t *c, const uint32_t *col, uint32_t wa, uint32_t wb,
+                          uint32_t np, uint32_t *pl) {
+    uint32_t zero = 0;
+    BK_OPAQUE(zero); /* a short loop of stores, not a memset call */
+    for (uint32_t b = 0; b < np; b++) pl[b] = zero;
+    const uint32_t a1 = c->s1[wa], m1 = c->s1[wb] - a1;
+    vcount(pl, col, c->off + a1, m1);
+    if (!c->pm1) return m1;
+    const uint32_t a0 = c->s0[wa];
+    vcount_complement(pl, col, c->off + a0, c->s0[wb] - a0);
+    return (32u * wb < c->fan_in ? 32u * wb : c->fan_in) - 32u * wa;
+}
+
+/* A = (2 c - K) mod 2^N: the planes shifted by one plus the constant -K (ripple carry). */
+static void planes_2c_minus(const uint32_t *pl, uint32_t np, uint32_t K, unsigned bits,
+                            uint32_t *A) {
+    uint32_t C = 0u - K, cy = 0, a = 0;
+    for (unsigned b = 0; b < bits; b++, C >>= 1) {
+        if (C & 1u) A[b] = ~(a ^ cy), cy = a | cy;
+        else A[b] = a ^ cy, cy = a & cy;
+        a = b < np ? pl[b] : 0u;
+    }
+}
+
+/* A = sat_N(A + 2 c - K) lane by lane, bit-sliced: A (N planes, two's complement), c in
+ * q (nq planes), |2 c - K| <= 32 tw < 2^tb. W = max(N, tb + 1) + 1 planes hold A + 2 c - K
+ * exactly (|A + p| <= 2^(N-1) + 2^tb - 1 < 2^(W-1)); the sum fits N bits where its planes
+ * N-1 .. W-1 agree, else it is clamped: sign 0 -> hi = 0111..1, sign 1 -> lo = 1000..0. */
+static void planes_sat_add(uint32_t *A, const uint32_t *q, uint32_t nq, uint32_t K,
+                           unsigned bits, unsigned W) {
+    uint32_t S[34], C = 0u - K, cy1 = 0, cy2 = 0, d = 0; /* d: plane b of 2 c */
+    const uint32_t sign_a = A[bits - 1u];
+    for (unsigned b = 0; b < W; b++) {
+        uint32_t t; /* plane b of p = 2 c - K: 2 c plus the constant -K (ripple carry) */
+        if (C & 1u) t = ~(d ^ cy1), cy1 = d | cy1;
+        else t = d ^ cy1, cy1 = d & cy1;
+        C = (C >> 1) | (C & 0x80000000u); /* -K's sign bit repeats above bit 31 */
+        const uint32_t a = b < bits ? A[b] : sign_a; /* A sign-extended */
+        S[b] = a ^ t ^ cy2;
+        cy2 = (a & t) | ((a ^ t) & cy2);
+        d = b < nq ? q[b] : 0u;
+    }
+    uint32_t any = 0, all = 0xFFFFFFFFu;
+    for (unsigned b = bits - 1u; b + 1u < W; b++) any |= S[b], all &= S[b];
+    const uint32_t sign = S[W - 1u], hi = ~sign & any, lo = sign & ~all, keep = ~(hi | lo);
+    for (unsigned b = 0; b + 1u < bits; b++) A[b] = (S[b] & keep) | hi;
+    A[bits - 1u] = (S[bits - 1u] & keep) | lo;
+}
+
+/* The accumulator planes A (N, two's complement) of one block: wrap_N of the exact sum,
+ * or for saturating tiles the safe prefix exactly, then each tile with saturation. */
+static void col_acc_planes(const col_ctx_t *c, const uint32_t *col, uint32_t *A) {
+    uint32_t pl[VC_PLANES];
+    if (!c->tiles) {
+        const uint32_t K = col_count(c, col, 0, c->fw, c->np, pl);
+        planes_2c_minus(pl, c->np, K, c->bits, A);
+        return;
+    }
+    const uint32_t n = 32u * c->tw;
+    uint32_t tb = 0;
+    while (n >> tb) tb++;
+    const unsigned W = (c->bits > tb + 1u ? c->bits : tb + 1u) + 1u;
+    const uint32_t nq = count_planes(n, 0);
+    if (c->pw) {
+        const uint32_t np = count_planes(32u * c->pw, 0);
+        planes_2c_minus(pl, np, col_count(c, col, 0, c->pw, np, pl), c->bits, A);
+    } else {
+        for (unsigned b = 0; b < c->bits; b++) A[b] = 0;
+    }
+    for (uint32_t wa = c->pw; wa < c->fw; wa += c->tw) {
+        const uint32_t wb = c->fw - wa < c->tw ? c->fw : wa + c->tw;
+        const uint32_t K = col_count(c, col, wa, wb, nq, pl);
+        planes_sat_add(A, pl, nq, K, c->bits, W);
+    }
 }
 
 static void col_count_ops(const bk_layer_t *L, uint32_t fan_in) {
@@ -503,20 +575,18 @@ static void col_step_acc(const bk_layer_t *L, const uint32_t *x, uint32_t t, int
     const uint32_t fan_in = (uint32_t)L->kernel * cg, nwo = BK_WORDS(og);
     const uint32_t *rows = x + (size_t)t * L->stride * BK_WORDS(L->c_in);
     const unsigned bits = L->acc_bits;
-    uint16_t *off = col_offsets(L, scratch);
     col_count_ops(L, fan_in);
     for (uint32_t g = 0; g < L->groups; g++) {
-        const uint32_t *f = gather(L, rows, g, scratch);
-        uint32_t m1, m0, pl[VC_PLANES];
-        col_lists(L, f, off, &m1, &m0);
+        col_ctx_t c;
+        col_context(L, gather(L, rows, g, scratch), scratch, &c);
         const uint32_t *col = L->weights + (size_t)g * fan_in * nwo;
         for (uint32_t j = 0; j < nwo; j++) {
-            const uint32_t K = col_block_planes(col + j, off, m1, m0, L->input == BK_IN_PM1,
-                                                fan_in, VC_PLANES, pl);
+            uint32_t A[32];
+            col_acc_planes(&c, col + j, A);
             for (uint32_t l = 0; l < 32u && 32u * j + l < og; l++) {
-                uint32_t c = 0;
-                for (uint32_t b = 0; b < VC_PLANES; b++) c |= ((pl[b] >> l) & 1u) << b;
-                acc[g * og + 32u * j + l] = bk_acc_wrap((c << 1) - K, bits);
+                uint32_t v = 0; /* the N-bit pattern of lane l, sign-extended by the wrap */
+                for (uint32_t b = 0; b < bits; b++) v |= ((A[b] >> l) & 1u) << b;
+                acc[g * og + 32u * j + l] = bk_acc_wrap(v, bits);
             }
         }
     }
@@ -572,11 +642,15 @@ void bk_bconv_bin_prepare(const bk_layer_t *L, uint32_t *scratch) {
         }
 }
 
-/* Output bits of one block: V = (2 c - K) mod 2^N from the planes, compared per lane with
- * the prepared T. Signed N-bit order is unsigned order after inverting the sign bits, so
- * U = V + 2^(N-1) = 2 c + (2^(N-1) - K) mod 2^N is built (ripple carry of a constant C)
- * and compared with T ^ 2^(N-1) (the prepared top plane is inverted): V >= T <=> no
- * borrow out of U - (T ^ 2^(N-1)). */
+/* The threshold bits of one block from V >= T per lane: no borrow out of U - T', U = V
+ * with its sign bit inverted, T' = the prepared planes (top plane inverted). */
+static uint32_t threshold_word(uint32_t bc, const uint32_t *pr, unsigned bits) {
+    return ((~bc ^ pr[bits]) & ~pr[bits + 1u]) | pr[bits + 2u];
+}
+
+/* Output bits of one block from the count planes: V = (2 c - K) mod 2^N, so
+ * U = V + 2^(N-1) = 2 c + (2^(N-1) - K) mod 2^N is built on the fly (ripple carry of a
+ * constant) and compared with the prepared planes. */
 static uint32_t block_bits(const uint32_t *pl, uint32_t K, const uint32_t *pr, unsigned bits) {
     uint32_t C = (1u << (bits - 1u)) - K; /* mod 2^32; only its low N bits are used */
     uint32_t cy = 0, bc = 0, a = 0;       /* a: plane b of 2c = plane b - 1 of c */
@@ -588,7 +662,17 @@ static uint32_t block_bits(const uint32_t *pl, uint32_t K, const uint32_t *pr, u
         bc = (~u & t) | (~(u ^ t) & bc);
         a = b < VC_PLANES ? pl[b] : 0u;
     }
-    return ((~bc ^ pr[bits]) & ~pr[bits + 1u]) | pr[bits + 2u];
+    return threshold_word(bc, pr, bits);
+}
+
+/* Output bits of one block from accumulator planes A (two's complement). */
+static uint32_t acc_planes_bits(const uint32_t *A, const uint32_t *pr, unsigned bits) {
+    uint32_t bc = 0;
+    for (unsigned b = 0; b < bits; b++) {
+        const uint32_t u = b + 1u < bits ? A[b] : ~A[b], t = pr[b];
+        bc = (~u & t) | (~(u ^ t) & bc);
+    }
+    return threshold_word(bc, pr, bits);
 }
 
 void bk_bconv_bin_step_bits(const bk_layer_t *L, const uint32_t *x, uint32_t t, uint32_t *y,
@@ -597,21 +681,27 @@ void bk_bconv_bin_step_bits(const bk_layer_t *L, const uint32_t *x, uint32_t t, 
     const uint32_t fan_in = (uint32_t)L->kernel * cg, nwo = BK_WORDS(og);
     const uint32_t *rows = x + (size_t)t * L->stride * BK_WORDS(L->c_in);
     const unsigned bits = L->acc_bits;
-    uint16_t *off = col_offsets(L, scratch);
     const uint32_t *pr = col_prep(L, scratch);
-    const int pm1 = L->input == BK_IN_PM1;
-    const uint32_t np = col_planes(fan_in, bits), groups = L->groups;
+    const uint32_t groups = L->groups;
     const uint32_t *weights = L->weights;
     col_count_ops(L, fan_in);
     BK_COUNT(thresholds, L->c_out);
     for (uint32_t g = 0; g < groups; g++) {
-        const uint32_t *f = gather(L, rows, g, scratch);
+        col_ctx_t c;
+        col_context(L, gather(L, rows, g, scratch), scratch, &c);
         const uint32_t *col = weights + (size_t)g * fan_in * nwo;
-        uint32_t m1, m0, pl[VC_PLANES];
-        col_lists(L, f, off, &m1, &m0);
         for (uint32_t j = 0; j < nwo; j++, pr += bits + COL_PREP_EXTRA) {
-            const uint32_t K = col_block_planes(col + j, off, m1, m0, pm1, fan_in, np, pl);
-            y[((g * og) >> 5) + j] = block_bits(pl, K, pr, bits);
+            uint32_t word;
+            if (c.tiles) {
+                uint32_t A[32];
+                col_acc_planes(&c, col + j, A);
+                word = acc_planes_bits(A, pr, bits);
+            } else {
+                uint32_t pl[VC_PLANES];
+                const uint32_t K = col_count(&c, col + j, 0, c.fw, c.np, pl);
+                word = block_bits(pl, K, pr, bits);
+            }
+            y[((g * og) >> 5) + j] = word;
         }
     }
 }

@@ -74,23 +74,27 @@ def layer_scratch_words(layer) -> int:
         return 0
     if layer.input == "int8":
         return layer.c_out + int8_scratch_words(layer)
-    if weights_by_column(layer):
+    if weights_by_column(layer):  # fan-in, lists and their word starts, threshold planes
         og = layer.c_out // layer.groups
         prep = layer.groups * words(og) * (layer.acc_bits + 3)
-        return layer.c_out + words(layer.fan_in) + (layer.fan_in + 1) // 2 + prep
+        return layer.c_out + 2 * words(layer.fan_in) + 1 + (layer.fan_in + 1) // 2 + prep
     ranges = 1 if layer.acc_mode == "wrap" else -(-layer.fan_in // layer.tile)
     return layer.c_out + words(layer.fan_in) + ranges
 
 
 def weights_by_column(layer) -> bool:
-    """bconv_bin.c bk_weights_by_column: binary-input threshold layers that wrap or cannot
-    saturate (fan-in <= 2^(N-1) - 1), with 24 or more outputs per group, store their
-    weights by column (firmware/bnn.h)."""
+    """bconv_bin.c bk_weights_by_column: binary-input threshold layers with 24 or more
+    outputs per group that wrap, cannot saturate (fan-in <= 2^(N-1) - 1) or saturate in
+    tiles of whole words store their weights by column (firmware/bnn.h)."""
     if not isinstance(layer, ConvLayer) or layer.input == "int8" or layer.output != "threshold":
         return False
     og = layer.c_out // layer.groups
     nwo = words(og)
-    if layer.acc_mode != "wrap" and layer.fan_in > (1 << (layer.acc_bits - 1)) - 1:
+    if (
+        layer.acc_mode != "wrap"
+        and layer.fan_in > (1 << (layer.acc_bits - 1)) - 1
+        and layer.tile % 32
+    ):
         return False
     if og < 24 or (layer.groups > 1 and og % 32):
         return False
