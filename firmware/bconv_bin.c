@@ -50,7 +50,12 @@ static uint32_t n_ranges(const bk_layer_t *L, uint32_t fan_in) {
 }
 
 #define COL_MIN_OUTPUTS 24u
-#define COL_PREP_EXTRA 3u /* flip, constant and constant-one masks after the N planes */
+#define VC_PLANES 16u /* counts up to fan_in < 2^14 (fan_in * 4 * nwo <= 0xFFFF) */
+/* Per block of 32 outputs, once per layer call (bk_bconv_bin_prepare): N threshold planes,
+ * the flip, constant and constant-one masks, a flag and VC_PLANES planes of the lanes'
+ * weight counts W (made by the first step that needs them). */
+#define COL_PREP_EXTRA 4u
+#define COL_PREP_WORDS(bits) ((bits) + COL_PREP_EXTRA + VC_PLANES)
 
 int bk_weights_by_column(const bk_layer_t *L) {
     if (L->kind != BK_LAYER_CONV || L->input == BK_IN_INT8 || L->output != BK_OUT_THRESHOLD)
@@ -71,7 +76,7 @@ uint32_t bk_bconv_bin_scratch_words(const bk_layer_t *L) {
     if (bk_weights_by_column(L)) /* gathered fan-in, lists and word starts, thresholds */
         return 2u * BK_WORDS(fan_in) + 1u + ((fan_in + 1u) >> 1) +
                (uint32_t)L->groups * BK_WORDS(L->c_out / L->groups) *
-                   (L->acc_bits + COL_PREP_EXTRA);
+                   COL_PREP_WORDS(L->acc_bits);
     return BK_WORDS(fan_in) + n_ranges(L, fan_in);
 }
 
@@ -300,7 +305,10 @@ void bk_bconv_bin_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32
  *   pm1: count c = agreements = sum_{x=1} w + sum_{x=0} (1 - w) = fan_in - popcount(f XOR w):
  *        every element is listed, the x = 0 columns complemented; K = fan_in, sum 2 c - K.
  * The lists hold byte offsets of the columns (uint16) and are built once per (t, g) for
- * all of the group's blocks.
+ * all of the group's blocks. With the lanes' weight counts W = sum of all columns (made
+ * by the first step of a layer call that needs them, col_one_range_bits), only the fewer
+ * of the set and clear elements need counting: 01 c = W - (count over the clear ones)
+ * when the input is dense, pm1 always the fewer. That bounds the work of a dense input.
  *
  * Output transform, bit-sliced too (32 outputs at once): V = (2 c - K) mod 2^N, read as a
  * signed N-bit number, is wrap_N of the exact sum (the exact sum itself when the layer
@@ -325,7 +333,6 @@ void bk_bconv_bin_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32
         (l) = u_ ^ (c);                   \
     } while (0)
 
-#define VC_PLANES 16u /* counts up to fan_in < 2^14 (fan_in * 4 * nwo <= 0xFFFF) */
 
 /* log2 of the bytes of one column (4 * BK_WORDS(og)) when that is a power of two, else 0 */
 static uint32_t col_shift(const bk_layer_t *L) {
@@ -445,8 +452,10 @@ typedef struct {
     uint32_t fw, fan_in;
     uint32_t pw, tw; /* saturating: words of the safe prefix, words per tile (else 0) */
     uint32_t np;     /* planes to clear for a count over the whole fan-in */
+    uint32_t npc;    /* planes of a count over the whole fan-in */
+    uint32_t m1, m0; /* set elements; clear ones (listed: pm1, or 01 when clearly fewer) */
     unsigned bits;
-    int pm1, tiles;
+    int pm1, tiles, clear;
 } col_ctx_t;
 
 static uint16_t *col_offsets(const bk_layer_t *L, uint32_t *scratch) {
@@ -477,10 +486,16 @@ static void col_context(const bk_layer_t *L, const uint32_t *f, uint32_t *scratc
     uint16_t *s1 = off + 2u * ((fan_in + 1u) >> 1), *s0 = s1 + fw + 1u;
     const uint32_t m1 = list_elements(f, fan_in, sh, bytes, 0u, off, 0u, s1);
     c->pm1 = L->input == BK_IN_PM1;
-    if (c->pm1) list_elements(f, fan_in, sh, bytes, 0xFFFFFFFFu, off, m1, s0);
+    c->m1 = m1, c->m0 = fan_in - m1;
+    /* the clear elements: always for pm1; for 01 only when they are clearly the fewer
+     * (density above 4/7: then the count over them and the lanes' weight counts W give
+     * c = W - count, worth a second list and a subtraction per block) */
+    c->clear = c->pm1 || 7u * m1 > 4u * fan_in;
+    if (c->clear) list_elements(f, fan_in, sh, bytes, 0xFFFFFFFFu, off, m1, s0);
     c->off = off, c->s1 = s1, c->s0 = s0;
     c->fw = fw, c->fan_in = fan_in, c->bits = L->acc_bits;
     c->np = count_planes(fan_in, L->acc_bits);
+    c->npc = count_planes(fan_in, 0);
     const uint32_t safe = safe_elements(L, fan_in);
     c->tiles = safe < fan_in;
     c->pw = safe >> 5, c->tw = L->tile >> 5; /* safe and tile: multiples of 32 here */
@@ -500,6 +515,31 @@ static uint32_t col_count(const col_ctx_t *c, const uint32_t *col, uint32_t wa, 
     const uint32_t a0 = c->s0[wa];
     vcount_complement(pl, col, c->off + a0, c->s0[wb] - a0);
     return (32u * wb < c->fan_in ? 32u * wb : c->fan_in) - 32u * wa;
+}
+
+/* Count planes pl (np cleared) of one block over the set (set = 1) or clear elements of
+ * the whole fan-in, without complementing. */
+static void col_count_list(const col_ctx_t *c, const uint32_t *col, int set, uint32_t np,
+                           uint32_t *pl) {
+    uint32_t zero = 0;
+    BK_OPAQUE(zero);
+    for (uint32_t b = 0; b < np; b++) pl[b] = zero;
+    const uint16_t *s = set ? c->s1 : c->s0;
+    vcount(pl, col, c->off + s[0], s[c->fw] - s[0]);
+}
+
+/* Z = (X << sx) + (Y << sy), or minus (sub), mod 2^n, bit-sliced (X, Y: nx, ny planes,
+ * zero above; subtraction as X + NOT Y + 1). */
+static void planes_addsub(uint32_t *Z, const uint32_t *X, uint32_t nx, uint32_t sx,
+                          const uint32_t *Y, uint32_t ny, uint32_t sy, int sub, uint32_t n) {
+    const uint32_t inv = sub ? 0xFFFFFFFFu : 0u;
+    uint32_t cy = inv;
+    for (uint32_t b = 0; b < n; b++) {
+        const uint32_t x = b >= sx && b - sx < nx ? X[b - sx] : 0u;
+        const uint32_t y = (b >= sy && b - sy < ny ? Y[b - sy] : 0u) ^ inv;
+        Z[b] = x ^ y ^ cy;
+        cy = (x & y) | ((x ^ y) & cy);
+    }
 }
 
 /* A = (2 c - K) mod 2^N: the planes shifted by one plus the constant -K (ripple carry). */
@@ -621,7 +661,7 @@ void bk_bconv_bin_prepare(const bk_layer_t *L, uint32_t *scratch) {
     const int32_t lo = bk_acc_lo(bits), hi = bk_acc_hi(bits);
     uint32_t *pr = col_prep(L, scratch);
     for (uint32_t g = 0; g < L->groups; g++)
-        for (uint32_t j = 0; j < nwo; j++, pr += bits + COL_PREP_EXTRA) {
+        for (uint32_t j = 0; j < nwo; j++, pr += COL_PREP_WORDS(bits)) {
             const int32_t *th = L->thr + g * og + 32u * j;
             const uint8_t *fl = L->flip + g * og + 32u * j;
             const uint32_t lanes = og - 32u * j < 32u ? og - 32u * j : 32u;
@@ -648,6 +688,7 @@ void bk_bconv_bin_prepare(const bk_layer_t *L, uint32_t *scratch) {
             for (uint32_t b = 0; b < bits; b++) pr[b] = tv[b];
             pr[bits - 1u] = ~pr[bits - 1u]; /* T ^ 2^(N-1): see block_bits */
             pr[bits] = flip, pr[bits + 1u] = cmask, pr[bits + 2u] = cone;
+            pr[bits + 3u] = 0; /* weight counts W not made yet */
         }
 }
 
@@ -660,7 +701,8 @@ static uint32_t threshold_word(uint32_t bc, const uint32_t *pr, unsigned bits) {
 /* Output bits of one block from the count planes: V = (2 c - K) mod 2^N, so
  * U = V + 2^(N-1) = 2 c + (2^(N-1) - K) mod 2^N is built on the fly (ripple carry of a
  * constant) and compared with the prepared planes. */
-static uint32_t block_bits(const uint32_t *pl, uint32_t K, const uint32_t *pr, unsigned bits) {
+static uint32_t block_bits(const uint32_t *pl, uint32_t np, uint32_t ext, uint32_t K,
+                           const uint32_t *pr, unsigned bits) {
     uint32_t C = (1u << (bits - 1u)) - K; /* mod 2^32; only its low N bits are used */
     uint32_t cy = 0, bc = 0, a = 0;       /* a: plane b of 2c = plane b - 1 of c */
     for (unsigned b = 0; b < bits; b++, C >>= 1) {
@@ -669,9 +711,50 @@ static uint32_t block_bits(const uint32_t *pl, uint32_t K, const uint32_t *pr, u
         else u = a ^ cy, cy = a & cy;
         const uint32_t t = pr[b];
         bc = (~u & t) | (~(u ^ t) & bc);
-        a = b < VC_PLANES ? pl[b] : 0u;
+        a = b < np ? pl[b] : ext; /* ext: 0, or the sign plane of a signed count */
     }
     return threshold_word(bc, pr, bits);
+}
+
+/* The threshold word of one block of a one-range layer. c per lane: 01 the set elements'
+ * weight count (V = 2 c - m1); pm1 the agreements c1 + (m0 - c0) (V = 2 c - fan_in).
+ * With the lanes' weight counts W (made by the first step that needs them, kept for the
+ * layer call), only the fewer of the set / clear elements are counted:
+ *   01:  c = W - c0 when the clear ones are fewer;
+ *   pm1: D = c1 - c0 = 2 c1 - W = W - 2 c0, V = 2 D - (fan_in - 2 m0) (D signed). */
+static uint32_t col_one_range_bits(const col_ctx_t *c, const uint32_t *col, uint32_t *pr) {
+    uint32_t pl[VC_PLANES], q[VC_PLANES];
+    uint32_t *valid = pr + c->bits + 3u, *W = pr + c->bits + 4u;
+    const uint32_t npc = c->npc, nd = npc + 2u <= VC_PLANES ? npc + 2u : VC_PLANES;
+    if (!c->pm1) {
+        if (!c->clear) { /* set elements not clearly more: listed alone */
+            col_count_list(c, col, 1, c->np, pl);
+            return block_bits(pl, c->np, 0u, c->m1, pr, c->bits);
+        }
+        col_count_list(c, col, 0, npc, q);
+        if (*valid) {
+            planes_addsub(pl, W, npc, 0, q, npc, 0, 1, npc); /* c = W - c0 */
+        } else {
+            col_count_list(c, col, 1, npc, pl);
+            planes_addsub(W, pl, npc, 0, q, npc, 0, 0, npc); /* W = c1 + c0 */
+            *valid = 1;
+        }
+        return block_bits(pl, npc, 0u, c->m1, pr, c->bits);
+    }
+    if (!*valid) {
+        col_count_list(c, col, 1, npc, pl);
+        col_count_list(c, col, 0, npc, q);
+        planes_addsub(W, pl, npc, 0, q, npc, 0, 0, npc);
+        *valid = 1;
+        planes_addsub(pl, pl, npc, 0, q, npc, 0, 1, nd); /* D = c1 - c0 */
+    } else if (c->m1 <= c->m0) {
+        col_count_list(c, col, 1, npc, q);
+        planes_addsub(pl, q, npc, 1, W, npc, 0, 1, nd); /* D = 2 c1 - W */
+    } else {
+        col_count_list(c, col, 0, npc, q);
+        planes_addsub(pl, W, npc, 0, q, npc, 1, 1, nd); /* D = W - 2 c0 */
+    }
+    return block_bits(pl, nd, pl[nd - 1u], c->fan_in - 2u * c->m0, pr, c->bits);
 }
 
 /* Output bits of one block from accumulator planes A (two's complement). */
@@ -690,7 +773,7 @@ void bk_bconv_bin_step_bits(const bk_layer_t *L, const uint32_t *x, uint32_t t, 
     const uint32_t fan_in = (uint32_t)L->kernel * cg, nwo = BK_WORDS(og);
     const uint32_t *rows = x + (size_t)t * L->stride * BK_WORDS(L->c_in);
     const unsigned bits = L->acc_bits;
-    const uint32_t *pr = col_prep(L, scratch);
+    uint32_t *pr = col_prep(L, scratch);
     const uint32_t groups = L->groups;
     const uint32_t *weights = L->weights;
     col_count_ops(L, fan_in);
@@ -699,16 +782,14 @@ void bk_bconv_bin_step_bits(const bk_layer_t *L, const uint32_t *x, uint32_t t, 
         col_ctx_t c;
         col_context(L, gather(L, rows, g, scratch), scratch, &c);
         const uint32_t *col = weights + (size_t)g * fan_in * nwo;
-        for (uint32_t j = 0; j < nwo; j++, pr += bits + COL_PREP_EXTRA) {
+        for (uint32_t j = 0; j < nwo; j++, pr += COL_PREP_WORDS(bits)) {
             uint32_t word;
             if (c.tiles) {
                 uint32_t A[32];
                 col_acc_planes(&c, col + j, A);
                 word = acc_planes_bits(A, pr, bits);
             } else {
-                uint32_t pl[VC_PLANES];
-                const uint32_t K = col_count(&c, col + j, 0, c.fw, c.np, pl);
-                word = block_bits(pl, K, pr, bits);
+                word = col_one_range_bits(&c, col + j, pr);
             }
             y[((g * og) >> 5) + j] = word;
         }

@@ -76,7 +76,7 @@ def layer_scratch_words(layer) -> int:
         return layer.c_out + int8_scratch_words(layer)
     if weights_by_column(layer):  # fan-in, lists and their word starts, threshold planes
         og = layer.c_out // layer.groups
-        prep = layer.groups * words(og) * (layer.acc_bits + 3)
+        prep = layer.groups * words(og) * (layer.acc_bits + 4 + 16)
         return layer.c_out + 2 * words(layer.fan_in) + 1 + (layer.fan_in + 1) // 2 + prep
     ranges = 1 if layer.acc_mode == "wrap" else -(-layer.fan_in // layer.tile)
     return layer.c_out + words(layer.fan_in) + ranges
