@@ -486,19 +486,19 @@ static void col_context(const bk_layer_t *L, const uint32_t *f, uint32_t *scratc
     uint16_t *s1 = off + 2u * ((fan_in + 1u) >> 1), *s0 = s1 + fw + 1u;
     const uint32_t m1 = list_elements(f, fan_in, sh, bytes, 0u, off, 0u, s1);
     c->pm1 = L->input == BK_IN_PM1;
+    const uint32_t safe = safe_elements(L, fan_in);
+    c->tiles = safe < fan_in;
+    c->pw = safe >> 5, c->tw = L->tile >> 5; /* safe and tile: multiples of 32 here */
     c->m1 = m1, c->m0 = fan_in - m1;
-    /* the clear elements: always for pm1; for 01 only when they are clearly the fewer
-     * (density above 4/7: then the count over them and the lanes' weight counts W give
-     * c = W - count, worth a second list and a subtraction per block) */
-    c->clear = c->pm1 || 7u * m1 > 4u * fan_in;
+    /* the clear elements: always for pm1; for 01 (one range) only when they are clearly
+     * the fewer (density above 2/3: then the count over them and the lanes' weight
+     * counts W give c = W - count, worth a second list and a subtraction per block) */
+    c->clear = c->pm1 || (!c->tiles && 3u * m1 > 2u * fan_in);
     if (c->clear) list_elements(f, fan_in, sh, bytes, 0xFFFFFFFFu, off, m1, s0);
     c->off = off, c->s1 = s1, c->s0 = s0;
     c->fw = fw, c->fan_in = fan_in, c->bits = L->acc_bits;
     c->np = count_planes(fan_in, L->acc_bits);
     c->npc = count_planes(fan_in, 0);
-    const uint32_t safe = safe_elements(L, fan_in);
-    c->tiles = safe < fan_in;
-    c->pw = safe >> 5, c->tw = L->tile >> 5; /* safe and tile: multiples of 32 here */
 }
 
 /* Count planes pl (np cleared) of one block (columns col) over the elements of the words
