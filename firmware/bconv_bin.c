@@ -133,15 +133,6 @@ static inline uint32_t range_pop(const uint32_t *a, const uint32_t *b, uint32_t 
     return bk_popcount_range(a, b, lo, hi, op);
 }
 
-#if defined(BK_COUNT_OPS) && BK_COUNT_OPS
-/* Weight words an output reads over its tiles (the accelerator's count; bnn.h). */
-static uint32_t tile_words(uint32_t fan_in, uint32_t tile) {
-    uint32_t n = 0;
-    for (uint32_t lo = 0; lo < fan_in; lo += tile)
-        n += BK_SPAN_WORDS(lo, fan_in - lo < tile ? fan_in : lo + tile);
-    return n;
-}
-#endif
 
 /* One group's outputs when the whole fan-in is one range (wrap, or no saturation
  * possible): acc = wrap_N(exact sum), the wrap being the identity in the second case.
@@ -243,7 +234,7 @@ void bk_bconv_bin_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32
     if (L->acc_mode == BK_ACC_WRAP) {
         BK_COUNT(words, (uint64_t)L->c_out * fw);
     } else {
-        BK_COUNT(words, (uint64_t)L->c_out * tile_words(fan_in, tile));
+        BK_COUNT(words, (uint64_t)L->c_out * bk_tile_words(fan_in, tile));
         BK_COUNT(sat_adds, (uint64_t)L->c_out * ((fan_in + tile - 1u) / tile));
     }
     for (uint32_t g = 0; g < groups; g++) {
@@ -388,29 +379,20 @@ BK_INLINE void vcount_inv(uint32_t *pl, const uint32_t *col, const uint16_t *off
     const uint8_t *base = (const uint8_t *)col;
     uint32_t ones = pl[0], twos = pl[1], fours = pl[2], eights = pl[3];
 #define COLUMN(k) (*(const uint32_t *)(const void *)(base + off[k]) ^ inv)
+/* Columns k..k+3 into ones/twos; the carry of weight 4 out (in twos_a, twos_b, fours_x). */
+#define HS4(k, fours_x)                        \
+    a = COLUMN(k), b = COLUMN((k) + 1);         \
+    CSA(twos_a, ones, ones, a, b);              \
+    a = COLUMN((k) + 2), b = COLUMN((k) + 3);   \
+    CSA(twos_b, ones, ones, a, b);              \
+    CSA(fours_x, twos, twos, twos_a, twos_b)
     for (; m >= 16u; m -= 16u, off += 16) {
         uint32_t twos_a, twos_b, fours_a, fours_b, eights_a, eights_b, sixteens, a, b;
-        a = COLUMN(0), b = COLUMN(1);
-        CSA(twos_a, ones, ones, a, b);
-        a = COLUMN(2), b = COLUMN(3);
-        CSA(twos_b, ones, ones, a, b);
-        CSA(fours_a, twos, twos, twos_a, twos_b);
-        a = COLUMN(4), b = COLUMN(5);
-        CSA(twos_a, ones, ones, a, b);
-        a = COLUMN(6), b = COLUMN(7);
-        CSA(twos_b, ones, ones, a, b);
-        CSA(fours_b, twos, twos, twos_a, twos_b);
+        HS4(0, fours_a);
+        HS4(4, fours_b);
         CSA(eights_a, fours, fours, fours_a, fours_b);
-        a = COLUMN(8), b = COLUMN(9);
-        CSA(twos_a, ones, ones, a, b);
-        a = COLUMN(10), b = COLUMN(11);
-        CSA(twos_b, ones, ones, a, b);
-        CSA(fours_a, twos, twos, twos_a, twos_b);
-        a = COLUMN(12), b = COLUMN(13);
-        CSA(twos_a, ones, ones, a, b);
-        a = COLUMN(14), b = COLUMN(15);
-        CSA(twos_b, ones, ones, a, b);
-        CSA(fours_b, twos, twos, twos_a, twos_b);
+        HS4(8, fours_a);
+        HS4(12, fours_b);
         CSA(eights_b, fours, fours, fours_a, fours_b);
         CSA(sixteens, eights, eights, eights_a, eights_b);
         for (uint32_t k = 4; sixteens; k++) { /* ripple: the count never exceeds the planes */
@@ -432,6 +414,7 @@ BK_INLINE void vcount_inv(uint32_t *pl, const uint32_t *col, const uint16_t *off
             carry = c;
         }
     }
+#undef HS4
 #undef COLUMN
     pl[0] = ones, pl[1] = twos, pl[2] = fours, pl[3] = eights;
 }
@@ -610,7 +593,7 @@ static void col_count_ops(const bk_layer_t *L, uint32_t fan_in) {
     if (L->acc_mode == BK_ACC_WRAP) {
         BK_COUNT(words, (uint64_t)L->c_out * BK_WORDS(fan_in));
     } else {
-        BK_COUNT(words, (uint64_t)L->c_out * tile_words(fan_in, L->tile));
+        BK_COUNT(words, (uint64_t)L->c_out * bk_tile_words(fan_in, L->tile));
         BK_COUNT(sat_adds, (uint64_t)L->c_out * ((fan_in + L->tile - 1u) / L->tile));
     }
     (void)L, (void)fan_in;

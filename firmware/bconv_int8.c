@@ -289,15 +289,6 @@ static inline int32_t run_sum(int plan, const entry_t *T, const uint32_t *w, uin
     return bk_as_int32(sum_nibbles(T, w, c0, c1) - ((c1 - c0) << 9));
 }
 
-#if defined(BK_COUNT_OPS) && BK_COUNT_OPS
-/* Weight words an output reads over its tiles (the accelerator's count; bnn.h). */
-static uint32_t tile_words(uint32_t fan_in, uint32_t tile) {
-    uint32_t n = 0;
-    for (uint32_t lo = 0; lo < fan_in; lo += tile)
-        n += BK_SPAN_WORDS(lo, fan_in - lo < tile ? fan_in : lo + tile);
-    return n;
-}
-#endif
 
 /* acc of step t; with y, also the threshold bits where they can be fused into the kernel
  * (then returns 1). */
@@ -323,7 +314,7 @@ static int int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_t *
     int8_t *xg = (int8_t *)(scratch + table_words(plan, fan_in));
     /* the accelerator's operations (bnn.h), whatever the certificate lets us skip */
     BK_COUNT(elements, (uint64_t)L->c_out * fan_in);
-    BK_COUNT(words, (uint64_t)L->c_out * (wrap ? fw : tile_words(fan_in, tile)));
+    BK_COUNT(words, (uint64_t)L->c_out * (wrap ? fw : bk_tile_words(fan_in, tile)));
     if (!wrap) BK_COUNT(sat_adds, (uint64_t)L->c_out * ((fan_in + tile - 1u) / tile));
     for (uint32_t g = 0; g < groups; g++) {
         const int8_t *xf = x0;

@@ -172,5 +172,15 @@ extern bk_op_counts_t bk_op_counts;
 #endif
 /* 32-bit words spanned by the element range [lo, hi), hi > lo */
 #define BK_SPAN_WORDS(lo, hi) ((((hi) - 1u) >> 5) - ((lo) >> 5) + 1u)
+#if defined(BK_COUNT_OPS) && BK_COUNT_OPS
+/* Weight words an output reads over its tiles of `tile` elements (the accelerator's
+ * count, whatever the kernel itself reads). */
+static inline uint32_t bk_tile_words(uint32_t fan_in, uint32_t tile) {
+    uint32_t n = 0;
+    for (uint32_t lo = 0; lo < fan_in; lo += tile)
+        n += BK_SPAN_WORDS(lo, fan_in - lo < tile ? fan_in : lo + tile);
+    return n;
+}
+#endif
 
 #endif
