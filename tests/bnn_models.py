@@ -34,6 +34,9 @@ ARCHS = {
         ("conv", 64, 3, 1, 1),
         ("conv", 64, 3, 1, 1),
     ],
+    # the column-layout binary kernels (24+ outputs per group): 48 per group in a grouped
+    # layer, 40 outputs (not a multiple of 32) in an ungrouped one
+    "columns": [("conv", 48, 3, 2, 1), ("conv", 96, 3, 1, 2), ("pool", 2), ("conv", 40, 3, 1, 1)],
     # tiny, for MicroPython end to end
     "tiny": [("conv", 8, 3, 2, 1), ("conv", 12, 2, 1, 2), ("pool", 2)],
 }

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from bnnkws.bench_host import KERNEL_SOURCES
 from bnnkws.commands.verify import random_inputs
+from bnnkws.generator.emit_c import weights_by_column
 from bnnkws.generator.intmodel import (
     PoolLayer,
     accumulate,
@@ -353,6 +354,11 @@ def test_pool_layer_matches_intmodel():
         ("structured", 6, "01", 32),
         ("dense", 8, "pm1", 64),
         ("structured", 32, "01", 5),
+        ("dense", 8, "01", 32),
+        ("dense", 5, "01", 64),
+        ("columns", 8, "01", 32),
+        ("columns", 6, "pm1", 64),
+        ("columns", 10, "01", 12),
     ],
 )
 def test_network_matches_intmodel(arch, bits, act, tile, mode):
@@ -363,6 +369,9 @@ def test_network_matches_intmodel(arch, bits, act, tile, mode):
     net = CNet.from_model(model)
     assert_net_matches(net, model, x)
     assert net.work.size == net.lib.bk_model_work_words_needed(net.m)
+    if arch in ("dense", "columns"):
+        # these shapes exist to reach the column-layout kernels of bconv_bin.c
+        assert any(weights_by_column(layer) for layer in model.layers)
 
 
 @pytest.fixture(scope="module")
