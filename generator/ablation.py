@@ -20,7 +20,6 @@ docs/ABLATION.md and docs/ablation.png.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from collections.abc import Callable
@@ -30,6 +29,8 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+
+from bnnkws.fileio import write_atomic
 
 BITS = (6, 8, 10, 12, 16, 32)
 MODES = ("wrap", "saturate")
@@ -209,10 +210,7 @@ def run_job(job: Job, settings: Settings, results: str) -> dict:
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(obj, indent=1) + "\n")
 
 
 def _worker(job: Job, settings: Settings, results: str, device: str) -> tuple[str, float]:
@@ -342,7 +340,7 @@ def write_report(results: Path, md_path: Path, png_path: Path | None, meta: dict
     L += _cost_table(res, seeds)
     L += _per_layer(res, cells, seeds)
     md_path.parent.mkdir(parents=True, exist_ok=True)
-    md_path.write_text("\n".join(L) + "\n")
+    write_atomic(md_path, "\n".join(L) + "\n")
     if png_path is not None:
         plot(res, cells, png_path, bits, modes, seeds, rows)
 

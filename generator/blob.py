@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bnnkws.errors import FormatError
+from bnnkws.fileio import write_atomic
 from bnnkws.generator.frontend import FrontendParams
 from bnnkws.generator.intmodel import ConvLayer, IntegerModel, PoolLayer, pack_bits, unpack_bits
 
@@ -206,7 +207,7 @@ def to_bytes(model: IntegerModel) -> bytes:
 def save(model: IntegerModel, path: str | Path) -> str:
     """Write the blob to `path`; returns the model hash."""
     data = to_bytes(model)
-    Path(path).write_bytes(data)
+    write_atomic(path, data)
     return model_hash(data)
 
 

@@ -16,6 +16,7 @@ raises FormatError naming the file.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -28,6 +29,7 @@ from torch import nn
 
 from bnnkws import __version__
 from bnnkws.errors import FormatError
+from bnnkws.fileio import write_atomic
 from bnnkws.generator.frontend import FrontendParams, default_params
 from bnnkws.generator.model import BnnKws, build_model
 
@@ -64,15 +66,9 @@ def save_checkpoint(
         "metrics": _plain(metrics or {}),
         "train": _plain(train or {}),
     }
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".tmp-{os.getpid()}-{p.name}")
-    try:
-        torch.save(data, tmp)
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    torch.save(data, buf)
+    write_atomic(path, buf.getvalue())
 
 
 def _plain(obj: Any) -> Any:

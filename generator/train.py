@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
 import math
 import os
@@ -57,6 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bnnkws.fileio import write_atomic
 from bnnkws.generator.frontend import FrontendParams, default_params, features_batch
 from bnnkws.generator.model import BnnKws
 
@@ -105,11 +107,9 @@ def cache_folder(spec: DataSpec, frontend: FrontendParams, cache_dir: Path | Non
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    np.save(buf, array)
+    write_atomic(path, buf.getvalue())
 
 
 def load_split(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from bnnkws.errors import AudioError
+from bnnkws.fileio import write_atomic
 
 SAMPLE_RATE = 16000
 
@@ -47,13 +48,6 @@ def read_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Write int16 mono PCM as WAV atomically (temporary name in the same folder, then rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".wav", dir=p.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp, np.asarray(samples, dtype=np.int16), sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    sf.write(buf, np.asarray(samples, dtype=np.int16), sample_rate, subtype="PCM_16", format="WAV")
+    write_atomic(path, buf.getvalue())

@@ -63,6 +63,7 @@ from bnnkws.dataset import (
     VALIDATION_LIST,
 )
 from bnnkws.errors import DatasetError
+from bnnkws.fileio import write_atomic
 
 DEFAULT_UNKNOWN_WORDS = (
     "bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila",
@@ -691,18 +692,6 @@ def _prepare_out(out: Path, force: bool) -> None:
             folder.rmdir()
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write a text file atomically (temporary name in the same folder, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _pool_map(
     fn: Callable,
     tasks: list,
@@ -822,7 +811,7 @@ def _write_index(
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    _write_text(out / MANIFEST, buf.getvalue())
+    write_atomic(out / MANIFEST, buf.getvalue())
     counts: dict[str, Counter[str]] = {s: Counter() for s in ("train", "validation", "test")}
     for row in rows:
         counts[row["split"]][row["word"]] += 1
@@ -845,7 +834,7 @@ def _write_index(
         "wall_time_s": round(time.monotonic() - started, 1),
         "stage_wall_time_s": {k: round(v, 1) for k, v in stages.items()},
     }
-    _write_text(out / INFO, json.dumps(info, indent=2) + "\n")
+    write_atomic(out / INFO, json.dumps(info, indent=2) + "\n")
     for name, part in ((VALIDATION_LIST, "validation"), (TESTING_LIST, "test")):
-        _write_text(out / name, "".join(r["path"] + "\n" for r in rows if r["split"] == part))
+        write_atomic(out / name, "".join(r["path"] + "\n" for r in rows if r["split"] == part))
     return info

@@ -18,6 +18,7 @@ from pathlib import Path
 from bnnkws.cli import command_line
 from bnnkws.commands.bench_host import bench_actions
 from bnnkws.errors import BnnkwsError
+from bnnkws.fileio import write_atomic
 
 DEFAULT_RESULTS = Path("runs/ablation")
 
@@ -126,7 +127,7 @@ def run_accuracy(args: argparse.Namespace) -> int:
         meta["report_command"] = command_line()
     if not args.report_only:
         results.mkdir(parents=True, exist_ok=True)
-        run_file.write_text(json.dumps({**meta, "ran": summary.get("ran", [])}, indent=1) + "\n")
+        write_atomic(run_file, json.dumps({**meta, "ran": summary.get("ran", [])}, indent=1) + "\n")
     md, png = docs / "ABLATION.md", docs / "ablation.png"
     ablation.write_report(results, md, png, meta, bits, modes, seeds)
     print(f"wrote {md} and {png} ({summary['elapsed_s'] / 60:.1f} min)")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bnnkws.commands.bench_host import bench_actions
 from bnnkws.errors import BnnkwsError
+from bnnkws.fileio import write_atomic
 
 DEFAULT_RESULTS = Path("runs/ablation")  # where `bench accuracy` writes its results
 
@@ -159,7 +160,7 @@ def run_accelerator(args: argparse.Namespace) -> int:
     report.sensitivity = ba.sensitivity(ours.model, report.base.model, cfg)
     docs.mkdir(parents=True, exist_ok=True)
     md, png = docs / "ACCELERATOR.md", docs / "accelerator.png"
-    md.write_text(ba.format_doc(report))
+    write_atomic(md, ba.format_doc(report))
     ba.plot(report, png)
     for m in modes:
         e = report.headline(m)

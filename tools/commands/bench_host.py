@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bnnkws.fileio import write_atomic
+
 
 def bench_actions(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
     """The sub-parsers of `bench` (created here when no module has made it yet)."""
@@ -105,6 +107,6 @@ def _bench_host(args: argparse.Namespace) -> int:
     print(format_report(result))
     if args.doc is not None:
         cmd = "bnnkws bench host" + (f" {args.model}" if args.model else f" --preset {args.preset}")
-        args.doc.write_text(format_doc(result, cmd + f" --doc {args.doc}"))
+        write_atomic(args.doc, format_doc(result, cmd + f" --doc {args.doc}"))
         print(f"wrote {args.doc}")
     return 0

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from bnnkws.commands.bench_host import bench_actions
+from bnnkws.fileio import write_atomic
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -97,6 +98,6 @@ def _bench_mcu(args: argparse.Namespace) -> int:
             + (" --m3" if args.m3 else "")
             + f" --doc {args.doc}"
         )
-        args.doc.write_text(format_doc(results, cmd))
+        write_atomic(args.doc, format_doc(results, cmd))
         print(f"wrote {args.doc}")
     return 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bnnkws.errors import FormatError
+from bnnkws.fileio import write_atomic
 from bnnkws.generator import blob as blobmod
 from bnnkws.generator.certificate import format_certificate, model_certificate
 from bnnkws.generator.intmodel import ConvLayer, IntegerModel
@@ -140,13 +141,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _export(args: argparse.Namespace) -> int:
     loaded = from_checkpoint(args.checkpoint)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / BLOB_NAME
-    tmp = path.with_name(f".{BLOB_NAME}.{os.getpid()}.tmp")
-    tmp.write_bytes(loaded.blob)
-    os.replace(tmp, path)
+    path = write_atomic(args.out / BLOB_NAME, loaded.blob)
     cert = format_certificate(model_certificate(loaded.model))
-    (args.out / "certificate.txt").write_text(cert + "\n")
+    write_atomic(args.out / "certificate.txt", cert + "\n")
     print(f"{args.checkpoint} -> {path}: {len(loaded.blob)} bytes, model {loaded.hash}")
     print(cert)
     return 0

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
+import io
 from pathlib import Path
 
 import numpy as np
 
 from bnnkws.audio_io import read_audio
 from bnnkws.errors import BnnkwsError
+from bnnkws.fileio import write_atomic
 
 IMPLEMENTATIONS = ("numpy", "c", "micropython")
 
@@ -35,15 +35,9 @@ def compute(audio: np.ndarray, impl: str, params=None) -> np.ndarray:
 
 def save_npy_atomic(path: Path, array: np.ndarray) -> None:
     """np.save to a temporary name in the target folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    np.save(buf, array)
+    write_atomic(path, buf.getvalue())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bnnkws.cli import command_line
 from bnnkws.errors import BnnkwsError, DatasetError
+from bnnkws.fileio import write_atomic
 
 DEFAULT_KEYWORDS = ["yes", "no", "up", "down", "left", "right", "stop", "go"]
 
@@ -242,7 +243,7 @@ def run_eval(args: argparse.Namespace) -> int:
     print(format_eval(res, labels))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(res, indent=1) + "\n")
+        write_atomic(args.json, json.dumps(res, indent=1) + "\n")
     return 0
 
 
