@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Literal
 
 import numpy as np
@@ -93,20 +94,33 @@ def unpack_bits(words: np.ndarray, n: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 # Batch-norm folding (where floats become integers, once)
 # --------------------------------------------------------------------------------------
-def fold_threshold(mu: float, sign: int, s: int, beta: float) -> tuple[int, int]:
-    """Fold shift-BN then sign into one integer comparison on the accumulator.
+def fold_scale_threshold(mu: float, scale: float, beta: float) -> tuple[int, int]:
+    """Fold batch-norm with any scale, then sign, into one integer comparison.
 
-    The trained layer outputs +1 where  y = sign * 2^s * (acc - mu) + beta >= 0.
-      sign = +1:  acc >= mu - beta * 2^-s   ->  thr = ceil(mu - beta * 2^-s),  flip = 0
-      sign = -1:  acc <= mu + beta * 2^-s   ->  thr = floor(mu + beta * 2^-s), flip = 1
-    acc is an integer, so ceil/floor make the comparison exact (ties included).
+    The trained layer outputs +1 where  y = scale * (acc - mu) + beta >= 0.
+      scale > 0:  acc >= mu - beta / scale  ->  thr = ceil(mu - beta / scale),  flip = 0
+      scale < 0:  acc <= mu - beta / scale  ->  thr = floor(mu - beta / scale), flip = 1
+      scale = 0:  the output is constant: 1 where beta >= 0 (acc >= INT32_MIN always holds),
+                  else 0 (flip 1: acc <= INT32_MIN never holds for a real accumulator).
+    acc is an integer, so ceil/floor make the comparison exact (ties included); t is
+    computed in rational arithmetic from the float parameters, so no rounding of
+    mu - beta / scale can move the threshold by one.
     Returns (thr, flip), thr clamped to int32.
     """
+    lo, hi = -(2**31), 2**31 - 1
+    if scale == 0.0:
+        return lo, (0 if beta >= 0 else 1)
+    t = Fraction(mu) - Fraction(beta) / Fraction(scale)
+    thr = math.ceil(t) if scale > 0 else math.floor(t)
+    return int(np.clip(thr, lo, hi)), (0 if scale > 0 else 1)
+
+
+def fold_threshold(mu: float, sign: int, s: int, beta: float) -> tuple[int, int]:
+    """Shift-BN (scale sign * 2^s, AP2) then sign as one comparison: :func:`fold_scale_threshold`
+    with an exactly representable scale (dividing by 2^s is exact in floating point)."""
     if sign not in (1, -1):
         raise ValueError(f"sign must be +1 or -1, got {sign}")
-    t = mu - sign * beta * 2.0 ** (-s)
-    thr = math.ceil(t) if sign > 0 else math.floor(t)
-    return int(np.clip(thr, -(2**31), 2**31 - 1)), (0 if sign > 0 else 1)
+    return fold_scale_threshold(mu, sign * 2.0**s, beta)
 
 
 def round_shiftbn(mu: float, beta: float) -> tuple[int, int]:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bnnkws.generator.intmodel import fold_threshold
+from bnnkws.generator.intmodel import fold_scale_threshold, fold_threshold
 
 SHIFT_MIN = -16
 SHIFT_MAX = 16
@@ -135,8 +135,8 @@ class ShiftBatchNorm(nn.Module):
     def threshold(self) -> tuple[np.ndarray, np.ndarray]:
         """(thr int32, flip uint8): output bit = acc >= thr (flip 0) or acc <= thr (flip 1).
 
-        AP2 scales fold through intmodel.fold_threshold. A float scale c folds the same
-        way with 2^-s replaced by 1/c (the comparison acc >= mu - beta / c, or <= for c < 0).
+        AP2 scales fold through intmodel.fold_threshold, a float scale through
+        intmodel.fold_scale_threshold (the same rule; the derivation is there).
         """
         mu, raw, beta = self._float_params()
         thr = np.zeros(self.channels, dtype=np.int64)
@@ -147,14 +147,7 @@ class ShiftBatchNorm(nn.Module):
                 thr[o], flip[o] = fold_threshold(float(mu[o]), int(sign[o]), int(s[o]), float(beta[o]))
         else:
             for o in range(self.channels):
-                c = float(raw[o])
-                if c == 0.0:  # constant output: beta >= 0 gives always 1
-                    thr[o], flip[o] = (INT32_MIN, 0) if beta[o] >= 0 else (INT32_MIN, 1)
-                    continue
-                t = float(mu[o]) - float(beta[o]) / c
-                v = math.ceil(t) if c > 0 else math.floor(t)
-                thr[o] = int(np.clip(v, INT32_MIN, INT32_MAX))
-                flip[o] = 0 if c > 0 else 1
+                thr[o], flip[o] = fold_scale_threshold(float(mu[o]), float(raw[o]), float(beta[o]))
         return thr.astype(np.int32), flip
 
     def shiftbn(self) -> dict[str, np.ndarray]:
