@@ -50,7 +50,7 @@ def command_line(argv: list[str] | None = None) -> str:
     return " ".join(["bnnkws", *out])
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bnnkws",
         description="Binarized keyword spotting: train, export, build, flash, stream, verify.",
@@ -58,13 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bnnkws {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if modules is None else modules:
         importlib.import_module(name).register(sub)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, modules: list[str] | None = None) -> int:
+    """Run one command. `modules` limits the parser to those command modules, for entry
+    points (``python -m bnnkws.commands.train``) on machines where other commands'
+    imports (soundfile, cffi) are missing."""
+    parser = build_parser(modules)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

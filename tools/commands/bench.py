@@ -145,14 +145,9 @@ def _device_desc(device: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """``python -m bnnkws.commands.bench accuracy ...``: this action alone, for machines where
     the full CLI cannot start (it imports soundfile through other commands)."""
-    parser = argparse.ArgumentParser(prog="bnnkws bench")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["bench", *(argv if argv is not None else sys.argv[1:])])
-    try:
-        return int(args.func(args) or 0)
-    except BnnkwsError as exc:
-        print(f"bnnkws bench: error: {exc}", file=sys.stderr)
-        return 2
+    from bnnkws.cli import main as cli_main
+
+    return cli_main(["bench", *(argv if argv is not None else sys.argv[1:])], ["bnnkws.commands.bench"])
 
 
 if __name__ == "__main__":

@@ -268,15 +268,9 @@ def format_eval(res: dict, labels: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """``python -m bnnkws.commands.train train|eval ...``: these two commands alone, for
     machines where the full CLI cannot start (it imports soundfile through other commands)."""
-    parser = argparse.ArgumentParser(prog="bnnkws")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except BnnkwsError as exc:
-        print(f"bnnkws {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    from bnnkws.cli import main as cli_main
 
+    return cli_main(argv, ["bnnkws.commands.train"])
 
 if __name__ == "__main__":
     sys.exit(main())
