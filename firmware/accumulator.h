@@ -1,5 +1,5 @@
 /* The N-bit accumulator of the simulated accelerator (docs/INTEGER_MODEL.md,
- * "Accumulator"; numpy reference: generator/intmodel.py wrap, saturate, accumulate).
+ * "Accumulator"; numpy reference: generator/integer/intmodel.py wrap, saturate, accumulate).
  * N = bits, 4..32; lo = -2^(N-1), hi = 2^(N-1) - 1.
  *
  * wrap:  wrap_N(v) = ((v + 2^(N-1)) mod 2^N) - 2^(N-1).

@@ -1,4 +1,4 @@
-/* Bit packing (docs/FORMAT.md "Bit packing", generator/intmodel.py pack_bits):
+/* Bit packing (docs/FORMAT.md "Bit packing", generator/integer/intmodel.py pack_bits):
  * element i of a row lives in word i / 32 at bit i % 32, LSB first; bit 1 = positive. */
 #include <string.h>
 

@@ -1,7 +1,7 @@
 /* bnnkws binary network kernels: the one public header.
  *
  * Everything here computes the integer model of docs/INTEGER_MODEL.md bit for bit
- * (numpy reference: generator/intmodel.py). Layouts:
+ * (numpy reference: generator/integer/intmodel.py). Layouts:
  *   int8 features     [T][C] int8, time-major, channel-minor
  *   binary activation [T][W] uint32, W = BK_WORDS(C): channel i of a step in word i / 32,
  *                     bit i % 32 (LSB first); bit 1 = the positive value (+1 for pm1,
@@ -32,7 +32,7 @@
 
 #define BK_WORDS(bits) (((uint32_t)(bits) + 31u) / 32u)
 
-/* Codes shared with the blob format (docs/FORMAT.md) and generator/blob.py. */
+/* Codes shared with the blob format (docs/FORMAT.md) and generator/export/blob.py. */
 enum { BK_LAYER_CONV = 0, BK_LAYER_POOL_OR = 1 };
 enum { BK_IN_INT8 = 0, BK_IN_PM1 = 1, BK_IN_01 = 2 };
 enum { BK_OUT_THRESHOLD = 0, BK_OUT_SHIFTBN = 1 };
@@ -151,7 +151,7 @@ uint32_t bk_model_run(const bk_model_t *m, const int8_t *feats, int32_t *scores,
                       uint32_t *work);
 
 /* ---- operation counters (host library built with BK_COUNT_OPS=1 only) -------------
- * The operations the accelerator model counts (generator/accelerator.py), counted where
+ * The operations the accelerator model counts (tools/bench/accelerator_model.py), counted where
  * these kernels perform them, so a test can demand equal numbers
  * (tests/test_accelerator.py). Without BK_COUNT_OPS, BK_COUNT expands to nothing and
  * its arguments are never evaluated: the firmware and the default host library pay

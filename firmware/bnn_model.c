@@ -6,7 +6,7 @@
  *       ping (i even) or pong (i odd) and reads the other one (the features for i = 0);
  *   S = max over layers of bk_layer_scratch_words: one accumulator row (c_out int32)
  *       plus the kernel's scratch (quad tables, or the gathered fan-in and range counts).
- * The generator computes the same number (generator/emit_c.py work_words) and emits it
+ * The generator computes the same number (generator/codegen/emit_c.py work_words) and emits it
  * as bk_model_t.work_words; a test checks both agree.
  */
 #include "bnn.h"

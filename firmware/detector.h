@@ -1,6 +1,6 @@
 /* Streaming keyword detector: integer posteriors, smoothing, thresholds, refractory time.
  *
- * Integer only, so tools/detector.py computes exactly the same detections (tests compare
+ * Integer only, so tools/device/detector.py computes exactly the same detections (tests compare
  * them on random score streams). Per inference window (scores s[c], int32):
  *
  * 1. Posterior (base-2 softmax, Q15). v_c = max(s) - s_c >= 0 in score units; one

@@ -11,7 +11,7 @@
  *   sign = -1:  acc <= mu + beta * 2^-s   -> acc <= thr,  thr = floor(mu + beta 2^-s)
  * (dividing by -2^s flips the inequality; acc is an integer, so rounding the bound
  * inward keeps every case, ties included). The generator stores thr and flip = (sign < 0)
- * per channel (generator/intmodel.py fold_threshold); here it is one compare.
+ * per channel (generator/integer/intmodel.py fold_threshold); here it is one compare.
  *
  * Ranges in shiftbn: acc and mu are int32, so |acc - mu| < 2^32 and, with s <= 16,
  * |shift(acc - mu, s)| < 2^48: int64 holds every step; the result is clamped to int32.

@@ -15,7 +15,7 @@
  * BK_PROTO_MAX_FRAME bytes. On any error (header check, CRC, oversize length,
  * truncation) it drops the first byte of the candidate and rescans the bytes it
  * already holds, so a frame that followed a damaged one is still found; nothing grows
- * without bound. tools/protocol.py implements exactly the same machine (same events in
+ * without bound. tools/device/protocol.py implements exactly the same machine (same events in
  * the same order), which tests/test_protocol.py checks by differential fuzzing.
  */
 #ifndef BK_PROTOCOL_H

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bnnkws.errors import FormatError
+from bnnkws.generator.base.errors import FormatError
 
 FE_MAGIC = b"BKFE"
 FE_VERSION = 1

@@ -4,7 +4,7 @@
 # `micropython` binary (reference/ on MICROPYPATH). It reads the integer model blob
 # (docs/FORMAT.md) and computes the layer semantics of docs/INTEGER_MODEL.md with
 # Python integers, front-end included (reference/frontend.py). It shares no code with
-# the numpy reference (generator/intmodel.py) or the C kernels: a fan-in vector here is
+# the numpy reference (generator/integer/intmodel.py) or the C kernels: a fan-in vector here is
 # one arbitrary-precision int, a binary activation row is one int (bit c = channel c).
 # No numpy, no dataclasses, no f-strings, no int.bit_length / bit_count.
 

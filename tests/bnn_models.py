@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from bnnkws.generator.frontend import FrontendConfig, FrontendParams, default_params, make_params
-from bnnkws.generator.intmodel import ConvLayer, IntegerModel, PoolLayer
+from bnnkws.generator.integer.intmodel import ConvLayer, IntegerModel, PoolLayer
 
 # (kind, c_out, kernel, stride, groups) per hidden stage; "pool" entries give a kernel.
 ARCHS = {
@@ -153,7 +153,7 @@ def random_integer_model(
 
 
 def assert_net_matches(net, model: IntegerModel, x: np.ndarray) -> None:
-    """A CNet (bnnkws.hostlib) equals the integer model on inputs x [B, T, F]: every
+    """A CNet (bnnkws.tools.host.hostlib) equals the integer model on inputs x [B, T, F]: every
     layer (fed the C output before it), the bk_model_run scores and the argmax."""
     ref = model.forward(x, all_layers=True)
     for b in range(len(x)):

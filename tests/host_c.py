@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cffi import FFI
 
-from bnnkws import hostlib
+from bnnkws.tools.host import hostlib
 
 
 def dlopen_host(cdef: str) -> tuple[FFI, object]:

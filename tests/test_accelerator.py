@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from bnn_models import random_integer_model, threshold_conv
 
-from bnnkws import hostlib
-from bnnkws.errors import BuildError
-from bnnkws.generator import accelerator as acc
-from bnnkws.generator import intmodel as im
+from bnnkws.generator.base.errors import BuildError
 from bnnkws.generator.frontend import default_params
+from bnnkws.generator.integer import intmodel as im
+from bnnkws.tools.bench import accelerator_model as acc
+from bnnkws.tools.host import hostlib
 
 
 def _model(bits: int, mode: str, tile: int) -> im.IntegerModel:

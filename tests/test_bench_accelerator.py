@@ -8,11 +8,11 @@ from dataclasses import asdict
 import pytest
 import torch
 
-from bnnkws import bench_accelerator as ba
-from bnnkws.commands import bench_accelerator as cmd
-from bnnkws.errors import BnnkwsError
-from bnnkws.generator.accelerator import AcceleratorConfig
-from bnnkws.generator.model import DSCNN, BnnKws, TCResNet8, bnn_config, float_config
+from bnnkws.generator.base.errors import BnnkwsError
+from bnnkws.generator.training.model import DSCNN, BnnKws, TCResNet8, bnn_config, float_config
+from bnnkws.tools.bench import accelerator as ba
+from bnnkws.tools.bench.accelerator_model import AcceleratorConfig
+from bnnkws.tools.commands import bench_accelerator as cmd
 
 # test accuracies of the hand-made results
 ACC = {
@@ -192,7 +192,7 @@ def test_costs_only_without_results(tmp_path):
 
 
 def test_trained_checkpoint_costs_what_the_preset_costs(tmp_path):
-    from bnnkws.generator.checkpoint import save_checkpoint
+    from bnnkws.generator.training.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = BnnKws(bnn_config("structured", 10, acc_bits=8, acc_mode="wrap"))
@@ -228,8 +228,8 @@ def test_no_emulator_no_mcu_figures(monkeypatch):
 def test_a_model_file_gets_its_own_row(tmp_path):
     from bnn_models import random_integer_model
 
-    from bnnkws.generator import blob
-    from bnnkws.generator.accelerator import model_cost
+    from bnnkws.generator.export import blob
+    from bnnkws.tools.bench.accelerator_model import model_cost
 
     model = random_integer_model(1, arch="structured", n_classes=10)
     path = tmp_path / "default.bkim"
@@ -240,7 +240,7 @@ def test_a_model_file_gets_its_own_row(tmp_path):
 
 
 def test_a_checkpoint_row_carries_its_test_accuracy(tmp_path):
-    from bnnkws.generator.checkpoint import save_checkpoint
+    from bnnkws.generator.training.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = BnnKws(bnn_config("structured", 10, acc_bits=8))
@@ -252,13 +252,13 @@ def test_a_checkpoint_row_carries_its_test_accuracy(tmp_path):
 
 
 def test_a_failed_firmware_build_is_reported_not_fatal(monkeypatch, tmp_path):
-    from bnnkws.errors import BuildError
+    from bnnkws.generator.base.errors import BuildError
 
     def broken(case, root, audio_s):
         raise BuildError("scons target=mps2-an386 failed (exit 2):\nbconv_bin.c: error")
 
     monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/" + name)
-    monkeypatch.setattr("bnnkws.bench_mcu.measure", broken)
+    monkeypatch.setattr("bnnkws.tools.bench.mcu.measure", broken)
     entries = _entries({8: None}, None)
     note = ba.measure_mcu(entries, ["base", "ours-N8w"], tmp_path, log=lambda s: None)
     assert note.startswith("Cortex-M4 figures not measured: base failed (BuildError: scons")

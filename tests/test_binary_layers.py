@@ -10,8 +10,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnnkws.generator import intmodel
-from bnnkws.generator.binary_layers import (
+from bnnkws.generator.export.to_integer import to_integer_model
+from bnnkws.generator.integer import intmodel
+from bnnkws.generator.training.binary_layers import (
     Accumulator,
     BinaryConv1d,
     OverflowStats,
@@ -20,9 +21,8 @@ from bnnkws.generator.binary_layers import (
     step_ste,
     wrap_tensor,
 )
-from bnnkws.generator.model import BnnKws, bnn_config
-from bnnkws.generator.shift_bn import ShiftBatchNorm, ap2, apply_shiftbn, apply_threshold
-from bnnkws.generator.to_integer import to_integer_model
+from bnnkws.generator.training.model import BnnKws, bnn_config
+from bnnkws.generator.training.shift_bn import ShiftBatchNorm, ap2, apply_shiftbn, apply_threshold
 
 
 def brute_force(x: np.ndarray, w: np.ndarray, kind: str, stride: int, groups: int, bits: int,

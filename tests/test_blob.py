@@ -1,4 +1,4 @@
-"""The integer model file (generator/blob.py, docs/FORMAT.md): layout, round trip, rejection."""
+"""The integer model file (generator/export/blob.py, docs/FORMAT.md): layout, round trip, rejection."""
 
 import hashlib
 import struct
@@ -10,10 +10,10 @@ from bnn_models import random_integer_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnnkws.errors import FormatError
-from bnnkws.generator import blob
+from bnnkws.generator.base.errors import FormatError
+from bnnkws.generator.export import blob
 from bnnkws.generator.frontend import FrontendConfig, make_params
-from bnnkws.generator.intmodel import ConvLayer, IntegerModel, pack_bits, unpack_bits
+from bnnkws.generator.integer.intmodel import ConvLayer, IntegerModel, pack_bits, unpack_bits
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from bnnkws.errors import FormatError
-from bnnkws.generator.checkpoint import (
+from bnnkws.generator.base.errors import FormatError
+from bnnkws.generator.export.to_integer import to_integer_model
+from bnnkws.generator.frontend import FrontendConfig, make_params
+from bnnkws.generator.training.checkpoint import (
     CHECKPOINT_FORMAT,
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
 )
-from bnnkws.generator.frontend import FrontendConfig, make_params
-from bnnkws.generator.model import DSCNN, BnnKws, bnn_config, float_config
-from bnnkws.generator.to_integer import to_integer_model
+from bnnkws.generator.training.model import DSCNN, BnnKws, bnn_config, float_config
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
 

@@ -11,7 +11,8 @@ import soundfile as sf
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bnnkws.dataset import (
+from bnnkws.generator.base.errors import AudioError, DatasetError
+from bnnkws.generator.data.dataset import (
     CLIP_SAMPLES,
     detect_layout,
     fit_to_length,
@@ -20,7 +21,6 @@ from bnnkws.dataset import (
     load_entry,
     make_labels,
 )
-from bnnkws.errors import AudioError, DatasetError
 
 SR = 16000
 

@@ -1,5 +1,5 @@
 """Streaming detector: the C one (firmware/detector.c) and the Python one
-(bnnkws.detector) give the same posteriors and detections bit for bit, and the rule
+(bnnkws.tools.device.detector) give the same posteriors and detections bit for bit, and the rule
 does what firmware/detector.h says (smoothing, thresholds, refractory time)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from host_c import dlopen_host
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnnkws.detector import (
+from bnnkws.tools.device.detector import (
     EXP2_NEG_Q15,
     NEVER,
     ConfigError,

@@ -1,4 +1,4 @@
-"""Generated C (generator/emit_c.py) and the accumulator certificate (generator/certificate.py).
+"""Generated C (generator/codegen/emit_c.py) and the accumulator certificate (generator/integer/certificate.py).
 
 The generated C, compiled with the hand-written kernels into its own host library, must
 compute exactly what the integer model computes; its header names the generator and the
@@ -16,13 +16,17 @@ import pytest
 from bnn_models import assert_net_matches, random_integer_model, threshold_conv
 
 from bnnkws import __version__
-from bnnkws.commands.verify import random_inputs
-from bnnkws.errors import BuildError
-from bnnkws.generator import blob
-from bnnkws.generator.certificate import layer_certificate, min_signed_bits, model_certificate
-from bnnkws.generator.emit_c import c_string, emit_c, generate, work_words
-from bnnkws.generator.intmodel import ConvLayer
-from bnnkws.hostlib import CNet, build_dir, ffi, project_root
+from bnnkws.generator.base.errors import BuildError
+from bnnkws.generator.codegen.emit_c import c_string, emit_c, generate, work_words
+from bnnkws.generator.export import blob
+from bnnkws.generator.integer.certificate import (
+    layer_certificate,
+    min_signed_bits,
+    model_certificate,
+)
+from bnnkws.generator.integer.intmodel import ConvLayer
+from bnnkws.tools.host.hostlib import CNet, build_dir, ffi, project_root
+from bnnkws.tools.host.verify import random_inputs
 
 FIRMWARE = project_root() / "firmware"
 

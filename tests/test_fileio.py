@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from bnnkws import fileio
+from bnnkws.generator.base import fileio
 
 
 def test_writes_bytes_and_text_and_makes_the_folder(tmp_path):

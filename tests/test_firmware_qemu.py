@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from bnn_models import random_integer_model
 
-from bnnkws import protocol as P
-from bnnkws.detector import NEVER, Detector, DetectorConfig
-from bnnkws.errors import DeviceError
-from bnnkws.generator import blob as blobmod
-from bnnkws.generator.emit_c import emit_c
+from bnnkws.generator.base.errors import DeviceError
+from bnnkws.generator.codegen.emit_c import emit_c
+from bnnkws.generator.export import blob as blobmod
 from bnnkws.generator.frontend import default_params, features
-from bnnkws.generator.intmodel import ConvLayer, IntegerModel
+from bnnkws.generator.integer.intmodel import ConvLayer, IntegerModel
+from bnnkws.tools.device import protocol as P
+from bnnkws.tools.device.detector import NEVER, Detector, DetectorConfig
 
 pytestmark = pytest.mark.qemu
 
@@ -46,7 +46,7 @@ def build_root(tmp_path_factory) -> Path:
 
 def build(model: IntegerModel, target: str, root: Path, name: str) -> Path:
     """Firmware for `model`, copied out of the build folder (the next build reuses it)."""
-    from bnnkws.firmware import build_firmware
+    from bnnkws.tools.device.firmware import build_firmware
 
     fw = build_firmware(emit_c(model, root / "models" / name), target, root / "scons")
     elf = root / f"{name}-{target}.elf"
@@ -140,15 +140,15 @@ def beep(seconds: float, f0: float = 700.0) -> np.ndarray:
 
 
 def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
-    from bnnkws.bench_mcu import bench_audio
+    from bnnkws.tools.bench.mcu import bench_audio
 
     return bench_audio(seconds, seed)
 
 
 # -- a session ---------------------------------------------------------------------------
 def session(elf: Path, machine: str = "mps2-an386", serial: str = "pty", **link_kw):
-    from bnnkws.qemu import Emulator
-    from bnnkws.serial_link import open_link
+    from bnnkws.tools.device.qemu import Emulator
+    from bnnkws.tools.device.serial_link import open_link
 
     emu = Emulator(elf, machine=machine, serial=serial)
     emu.start()
@@ -204,8 +204,8 @@ def test_handshake_and_info_describe_the_flashed_model(small_model, small_elf):
 
 
 def test_scores_equal_the_host_library_and_micropython_bit_for_bit(small_model, small_elf):
-    from bnnkws import micropython_runner
-    from bnnkws.hostlib import CFrontend, CNet
+    from bnnkws.tools.host import micropython_runner
+    from bnnkws.tools.host.hostlib import CFrontend, CNet
 
     audio = speechlike(1.64, seed=2)  # 50 frames and more: inferences at frames 48, 53, ...
     emu, link = session(small_elf)
@@ -345,9 +345,9 @@ def test_malformed_frames_get_nak_or_error_and_the_session_goes_on(small_model, 
 def test_the_port_going_away_gives_a_clear_error(small_elf, tmp_path, capsys):
     import threading
 
-    from bnnkws import cli
-    from bnnkws.audio_io import write_wav
-    from bnnkws.qemu import Emulator
+    from bnnkws.generator.data.audio_io import write_wav
+    from bnnkws.tools import cli
+    from bnnkws.tools.device.qemu import Emulator
 
     emu, link = session(small_elf)
     try:
@@ -374,7 +374,7 @@ def test_the_port_going_away_gives_a_clear_error(small_elf, tmp_path, capsys):
 
 
 def test_a_silent_port_times_out_instead_of_hanging():
-    from bnnkws.serial_link import Link
+    from bnnkws.tools.device.serial_link import Link
 
     master, slave = os.openpty()
     try:
@@ -427,9 +427,9 @@ def test_flash_then_stream_emulated_from_the_command_line(
 ):
     import json
 
-    from bnnkws import cli
-    from bnnkws.audio_io import write_wav
-    from bnnkws.firmware import build_firmware
+    from bnnkws.generator.data.audio_io import write_wav
+    from bnnkws.tools import cli
+    from bnnkws.tools.device.firmware import build_firmware
 
     monkeypatch.setenv("BNNKWS_BUILD_DIR", str(tmp_path / "build"))
     build_firmware(emit_c(small_model, tmp_path / "model"), "mps2-an386", tmp_path / "build")

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bnnkws.generator.intmodel import fold_scale_threshold, fold_threshold
+from bnnkws.generator.integer.intmodel import fold_scale_threshold, fold_threshold
 
 ACC = np.arange(-300, 301)
 finite = st.floats(min_value=-200.0, max_value=200.0, allow_nan=False)

@@ -9,11 +9,11 @@ from frontend_signals import clipped_sine, golden_inputs, lcg_noise, square_wave
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnnkws import micropython_runner
-from bnnkws.errors import FormatError
 from bnnkws.generator import frontend as fe
-from bnnkws.hostlib import CFrontend
+from bnnkws.generator.base.errors import FormatError
 from bnnkws.reference import frontend as ref
+from bnnkws.tools.host import micropython_runner
+from bnnkws.tools.host.hostlib import CFrontend
 
 GOLDEN = Path(__file__).parent / "golden" / "frontend_golden.npz"
 # sha256 of default_params().to_bytes(): the tables are part of the definition, so a
@@ -174,8 +174,8 @@ def test_other_shapes_stay_bit_exact(cfe):
 
 
 def test_cli_three_implementations_agree(tmp_path):
-    from bnnkws.audio_io import write_wav
-    from bnnkws.cli import main
+    from bnnkws.generator.data.audio_io import write_wav
+    from bnnkws.tools.cli import main
 
     wav = tmp_path / "clip.wav"
     write_wav(wav, lcg_noise(16000, 21, amplitude=4000))
@@ -193,7 +193,7 @@ def test_cli_three_implementations_agree(tmp_path):
     [(None, "no such file"), (b"", "empty file"), (b"RIFF\x00\x00junk", "not a readable audio file")],
 )
 def test_cli_bad_audio_is_one_line(tmp_path, capsys, content, message):
-    from bnnkws.cli import main
+    from bnnkws.tools.cli import main
 
     path = tmp_path / "bad.wav"
     if content is not None:
@@ -207,7 +207,7 @@ def test_cli_bad_audio_is_one_line(tmp_path, capsys, content, message):
 def test_cli_wrong_rate_and_channels(tmp_path, capsys):
     import soundfile as sf
 
-    from bnnkws.cli import main
+    from bnnkws.tools.cli import main
 
     sf.write(tmp_path / "r8k.wav", np.zeros(8000, dtype=np.int16), 8000, subtype="PCM_16")
     sf.write(tmp_path / "st.wav", np.zeros((16000, 2), dtype=np.int16), 16000, subtype="PCM_16")

@@ -1,4 +1,4 @@
-"""C kernels (firmware/bnn.h) against the integer model (generator/intmodel.py), bit for bit.
+"""C kernels (firmware/bnn.h) against the integer model (generator/integer/intmodel.py), bit for bit.
 
 Golden vectors per kernel (values worked out by hand in the comments), property tests
 for packing and for the N-bit accumulator at every width 4..32 in both modes (values at
@@ -15,17 +15,17 @@ from bnn_models import assert_net_matches, random_integer_model, threshold_conv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bnnkws.bench_host import KERNEL_SOURCES
-from bnnkws.commands.verify import random_inputs
-from bnnkws.generator.emit_c import weights_by_column
-from bnnkws.generator.intmodel import (
+from bnnkws.generator.codegen.emit_c import weights_by_column
+from bnnkws.generator.integer.intmodel import (
     PoolLayer,
     accumulate,
     pack_bits,
     shift,
     unpack_bits,
 )
-from bnnkws.hostlib import CNet, ffi, load, project_root
+from bnnkws.tools.bench.host import KERNEL_SOURCES
+from bnnkws.tools.host.hostlib import CNet, ffi, load, project_root
+from bnnkws.tools.host.verify import random_inputs
 
 FIRMWARE = project_root() / "firmware"
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -15,8 +15,8 @@ from host_c import dlopen_host
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnnkws import protocol as P
-from bnnkws.detector import DetectorConfig
+from bnnkws.tools.device import protocol as P
+from bnnkws.tools.device.detector import DetectorConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -332,7 +332,7 @@ def test_stats_result_detection_nak_round_trip():
 
 
 def test_short_payloads_raise_device_errors_naming_the_message():
-    from bnnkws.errors import DeviceError
+    from bnnkws.generator.base.errors import DeviceError
 
     with pytest.raises(DeviceError, match="DETECTION payload of 3 bytes"):
         P.unpack_detection(b"abc")

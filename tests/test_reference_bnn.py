@@ -10,13 +10,13 @@ from bnn_models import random_integer_model, small_frontend
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnnkws import micropython_runner
-from bnnkws.commands.verify import random_inputs
-from bnnkws.errors import BuildError
-from bnnkws.generator import blob
 from bnnkws.generator import frontend as fe
-from bnnkws.generator.intmodel import accumulate, wrap
+from bnnkws.generator.base.errors import BuildError
+from bnnkws.generator.export import blob
+from bnnkws.generator.integer.intmodel import accumulate, wrap
 from bnnkws.reference import bnn
+from bnnkws.tools.host import micropython_runner
+from bnnkws.tools.host.verify import random_inputs
 
 
 def reference_outputs(m, data, x):

@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bnnkws import synth
-from bnnkws.commands import data as data_command
-from bnnkws.dataset import load_arrays, load_dataset
-from bnnkws.errors import DatasetError
-from bnnkws.synth import (
+from bnnkws.generator.base.errors import DatasetError
+from bnnkws.generator.data import synth
+from bnnkws.generator.data.dataset import load_arrays, load_dataset
+from bnnkws.generator.data.synth import (
     SynthConfig,
     assign_splits,
     augment,
@@ -24,6 +23,7 @@ from bnnkws.synth import (
     select_talkers,
     synthesize_dataset,
 )
+from bnnkws.tools.commands import data as data_command
 
 # Two espeak-ng talkers per split at most, one flite-only and one festival-only talker.
 TINY_TALKERS = ("espk-m1", "espk-f2", "espk-m3", "awb", "ked")

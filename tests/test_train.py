@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from bnnkws.audio_io import write_wav
-from bnnkws.generator import ablation
-from bnnkws.generator.checkpoint import load_checkpoint
+from bnnkws.generator.data.audio_io import write_wav
 from bnnkws.generator.frontend import default_params
-from bnnkws.generator.model import BnnKws, build_model, float_config
-from bnnkws.generator.train import (
+from bnnkws.generator.training import ablation
+from bnnkws.generator.training.checkpoint import load_checkpoint
+from bnnkws.generator.training.model import BnnKws, build_model, float_config
+from bnnkws.generator.training.train import (
     AugmentOptions,
     DataSpec,
     TrainData,
@@ -138,12 +138,12 @@ def test_feature_cache_is_reused_without_audio(dataset, tmp_path, monkeypatch):
     assert (folder / "train.x.npy").is_file()
     assert json.loads((folder / "meta.json").read_text())["labels"] == LABELS
 
-    import bnnkws.dataset
+    import bnnkws.generator.data.dataset
 
     def no_audio(*a, **k):
         raise AssertionError("cache hit must not read audio")
 
-    monkeypatch.setattr(bnnkws.dataset, "load_arrays", no_audio)
+    monkeypatch.setattr(bnnkws.generator.data.dataset, "load_arrays", no_audio)
     x2, y2 = load_split(spec, "train", cache_dir=tmp_path, progress=False)
     assert np.array_equal(x, x2) and np.array_equal(y, y2)
     other = DataSpec(str(dataset), ["yes", "no"], silence_fraction=0.3, unknown_fraction=0.5)
@@ -151,7 +151,7 @@ def test_feature_cache_is_reused_without_audio(dataset, tmp_path, monkeypatch):
 
 
 def _commands() -> argparse.ArgumentParser:
-    from bnnkws.commands import bench, train
+    from bnnkws.tools.commands import bench, train
 
     p = argparse.ArgumentParser(prog="bnnkws")
     sub = p.add_subparsers(dest="command")

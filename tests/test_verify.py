@@ -7,14 +7,14 @@ import pytest
 import torch
 from bnn_models import random_integer_model
 
-from bnnkws.audio_io import write_wav
-from bnnkws.cli import main
-from bnnkws.commands.export import LoadedModel, load_any
-from bnnkws.commands.verify import verify_model, with_accumulator
-from bnnkws.generator import blob
-from bnnkws.generator.checkpoint import save_checkpoint
-from bnnkws.generator.model import BnnKws, bnn_config
-from bnnkws.hostlib import CNet
+from bnnkws.generator.data.audio_io import write_wav
+from bnnkws.generator.export import blob
+from bnnkws.generator.export.loading import LoadedModel, load_any
+from bnnkws.generator.training.checkpoint import save_checkpoint
+from bnnkws.generator.training.model import BnnKws, bnn_config
+from bnnkws.tools.cli import main
+from bnnkws.tools.host.hostlib import CNet
+from bnnkws.tools.host.verify import verify_model, with_accumulator
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
 

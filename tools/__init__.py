@@ -1,3 +1,2 @@
-"""bnnkws: binarized keyword spotting toolchain."""
-
-__version__ = "0.1.0"
+"""Host build and bindings (host/), the device link (device/), benchmarks (bench/) and the
+command line (cli.py, commands/): everything after code generation."""

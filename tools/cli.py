@@ -14,23 +14,23 @@ import shlex
 import sys
 
 from bnnkws import __version__
-from bnnkws.errors import BnnkwsError
+from bnnkws.generator.base.errors import BnnkwsError
 
-# Modules under bnnkws.commands that register subcommands, in --help order.
+# Modules under bnnkws.tools.commands that register subcommands, in --help order.
 COMMAND_MODULES = [
-    "bnnkws.commands.data",
-    "bnnkws.commands.features",
-    "bnnkws.commands.train",
-    "bnnkws.commands.export",
-    "bnnkws.commands.build",
-    "bnnkws.commands.verify",
-    "bnnkws.commands.bench_host",
-    "bnnkws.commands.flash",
-    "bnnkws.commands.stream",
-    "bnnkws.commands.bench_mcu",
-    "bnnkws.commands.demo",
-    "bnnkws.commands.bench",
-    "bnnkws.commands.bench_accelerator",
+    "bnnkws.tools.commands.data",
+    "bnnkws.tools.commands.features",
+    "bnnkws.tools.commands.train",
+    "bnnkws.tools.commands.export",
+    "bnnkws.tools.commands.build",
+    "bnnkws.tools.commands.verify",
+    "bnnkws.tools.commands.bench_host",
+    "bnnkws.tools.commands.flash",
+    "bnnkws.tools.commands.stream",
+    "bnnkws.tools.commands.bench_mcu",
+    "bnnkws.tools.commands.demo",
+    "bnnkws.tools.commands.bench",
+    "bnnkws.tools.commands.bench_accelerator",
 ]
 
 
@@ -65,7 +65,7 @@ def build_parser(modules: list[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, modules: list[str] | None = None) -> int:
     """Run one command. `modules` limits the parser to those command modules, for entry
-    points (``python -m bnnkws.commands.train``) on machines where other commands'
+    points (``python -m bnnkws.tools.commands.train``) on machines where other commands'
     imports (soundfile, cffi) are missing."""
     parser = build_parser(modules)
     args = parser.parse_args(argv)

@@ -88,7 +88,7 @@ static unsigned conv_layers(void) {
     return n;
 }
 
-/* INFO layout: docs/PROTOCOL.md (tools/protocol.py pack_info). */
+/* INFO layout: docs/PROTOCOL.md (tools/device/protocol.py pack_info). */
 static int send_info(uint8_t seq) {
     const bk_fe_params_t *fe = &bk_model_frontend;
     const char *text[2 + BK_MODEL_N_CLASSES];
@@ -124,7 +124,7 @@ static int send_info(uint8_t seq) {
     return 0;
 }
 
-/* STATS layout: tools/protocol.py Stats (u32 fields in order, parser counts, layers). */
+/* STATS layout: tools/device/protocol.py Stats (u32 fields in order, parser counts, layers). */
 static void send_stats(void) {
     const kws_timing_t *t = kws_timing();
     board_rx_counts_t rx;

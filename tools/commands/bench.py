@@ -1,4 +1,4 @@
-"""`bnnkws bench accuracy`: the training ablation (generator/ablation.py) as a command.
+"""`bnnkws bench accuracy`: the training ablation (generator/training/ablation.py) as a command.
 
 `bench` has several actions, each in its own module (`host`, `mcu`, `accelerator`,
 `accuracy`); each adds itself through ``bench_host.bench_actions``, which creates the
@@ -15,10 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-from bnnkws.cli import command_line
-from bnnkws.commands.bench_host import bench_actions
-from bnnkws.errors import BnnkwsError
-from bnnkws.fileio import write_atomic
+from bnnkws.generator.base.errors import BnnkwsError
+from bnnkws.generator.base.fileio import write_atomic
+from bnnkws.tools.cli import command_line
+from bnnkws.tools.commands.bench_host import bench_actions
 
 DEFAULT_RESULTS = Path("runs/ablation")
 
@@ -60,8 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_accuracy(args: argparse.Namespace) -> int:
-    from bnnkws.generator import ablation
-    from bnnkws.generator.train import DataSpec, load_noise, load_split
+    from bnnkws.generator.training import ablation
+    from bnnkws.generator.training.train import DataSpec, load_noise, load_split
 
     quick = args.quick
     epochs = args.epochs or (2 if quick else 40)
@@ -143,11 +143,11 @@ def _device_desc(device: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bnnkws.commands.bench accuracy ...``: this action alone, for machines where
+    """``python -m bnnkws.tools.commands.bench accuracy ...``: this action alone, for machines where
     the full CLI cannot start (it imports soundfile through other commands)."""
-    from bnnkws.cli import main as cli_main
+    from bnnkws.tools.cli import main as cli_main
 
-    return cli_main(["bench", *(argv if argv is not None else sys.argv[1:])], ["bnnkws.commands.bench"])
+    return cli_main(["bench", *(argv if argv is not None else sys.argv[1:])], ["bnnkws.tools.commands.bench"])
 
 
 if __name__ == "__main__":

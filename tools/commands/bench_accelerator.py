@@ -1,5 +1,5 @@
 """`bnnkws bench accelerator`: our BNN against the baselines on the modelled accelerator
-(tools/bench_accelerator.py), with the ablation's accuracies and Cortex-M4 instructions;
+(tools/bench/accelerator.py), with the ablation's accuracies and Cortex-M4 instructions;
 writes ACCELERATOR.md and accelerator.png."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from bnnkws.commands.bench_host import bench_actions
-from bnnkws.errors import BnnkwsError
-from bnnkws.fileio import write_atomic
+from bnnkws.generator.base.errors import BnnkwsError
+from bnnkws.generator.base.fileio import write_atomic
+from bnnkws.tools.commands.bench_host import bench_actions
 
 DEFAULT_RESULTS = Path("runs/ablation")  # where `bench accuracy` writes its results
 
@@ -72,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=1, help="trainings in parallel (default 1)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per training (default 1)")
     p.add_argument("--no-mcu", action="store_true", help="skip the Cortex-M4 measurements (QEMU)")
-    g = p.add_argument_group("accelerator (generator/accelerator.py AcceleratorConfig)")
+    g = p.add_argument_group("accelerator (tools/bench/accelerator_model.py AcceleratorConfig)")
     g.add_argument("--pe-rows", type=int, default=None, help="PEs / MAC units (default 16)")
     g.add_argument(
         "--lane", type=int, default=None, help="fan-in elements per PE per cycle (default 32)"
@@ -92,11 +92,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_accelerator(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from bnnkws import bench_accelerator as ba
-    from bnnkws.cli import command_line
-    from bnnkws.commands.demo import shipped_model
-    from bnnkws.generator import ablation
-    from bnnkws.generator.accelerator import AcceleratorConfig
+    from bnnkws.generator.base.paths import shipped_model
+    from bnnkws.generator.training import ablation
+    from bnnkws.tools.bench import accelerator as ba
+    from bnnkws.tools.bench.accelerator_model import AcceleratorConfig
+    from bnnkws.tools.cli import command_line
 
     quick = args.quick
     bits = tuple(args.bits or ((ba.HEADLINE_BITS,) if quick else ba.BITS))
@@ -139,7 +139,7 @@ def run_accelerator(args: argparse.Namespace) -> int:
         keys = ["base", "struct32", "default"] + [
             f"ours-N{ba.headline_bits(entries, m, entries[0].accuracy)}{m[0]}" for m in modes
         ]
-        from bnnkws.firmware import default_build_root
+        from bnnkws.tools.device.firmware import default_build_root
 
         mcu_note = ba.measure_mcu(entries, keys, default_build_root() / "bench-accelerator")
         if mcu_note:
@@ -175,8 +175,8 @@ def run_accelerator(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace, jobs: list, results: Path, quick: bool) -> None:
     """Train the missing jobs with the settings `bench accuracy` uses (same names, same files)."""
-    from bnnkws.generator import ablation
-    from bnnkws.generator.train import DataSpec, load_noise, load_split
+    from bnnkws.generator.training import ablation
+    from bnnkws.generator.training.train import DataSpec, load_noise, load_split
 
     if args.device == "cuda":
         import torch

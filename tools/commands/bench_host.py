@@ -1,4 +1,4 @@
-"""`bnnkws bench host [MODEL]`: C library vs PyTorch on the CPU (tools/bench_host.py).
+"""`bnnkws bench host [MODEL]`: C library vs PyTorch on the CPU (tools/bench/host.py).
 
 `bench` has several actions written in different modules; each adds its own through
 :func:`bench_actions`, which creates the `bench` parser on first use and returns its
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bnnkws.fileio import write_atomic
+from bnnkws.generator.base.fileio import write_atomic
 
 
 def bench_actions(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
@@ -64,8 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _preset_model(preset: str, bits: int, mode: str):
     import torch
 
-    from bnnkws.generator.model import BnnKws, bnn_config
-    from bnnkws.generator.to_integer import to_integer_model
+    from bnnkws.generator.export.to_integer import to_integer_model
+    from bnnkws.generator.training.model import BnnKws, bnn_config
 
     torch.manual_seed(0)
     tm = BnnKws(bnn_config(preset, n_classes=12, acc_bits=bits, acc_mode=mode))
@@ -92,10 +92,10 @@ def describe_model(name: str, meta: dict) -> str:
 
 
 def _bench_host(args: argparse.Namespace) -> int:
-    from bnnkws.bench_host import format_doc, format_report, run_bench
+    from bnnkws.tools.bench.host import format_doc, format_report, run_bench
 
     if args.model is not None:
-        from bnnkws.commands.export import load_any
+        from bnnkws.generator.export.loading import load_any
 
         loaded = load_any(args.model)
         model, tm = loaded.model, loaded.torch_model

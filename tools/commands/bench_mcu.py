@@ -1,13 +1,13 @@
 """`bnnkws bench mcu [MODEL]`: instructions, flash, RAM and real-time margin on the
-emulated Cortex-M4 (tools/bench_mcu.py), for a model and for N in {8, 16, 32}."""
+emulated Cortex-M4 (tools/bench/mcu.py), for a model and for N in {8, 16, 32}."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from bnnkws.commands.bench_host import bench_actions
-from bnnkws.fileio import write_atomic
+from bnnkws.generator.base.fileio import write_atomic
+from bnnkws.tools.commands.bench_host import bench_actions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,15 +52,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def default_model() -> Path | None:
-    from bnnkws.commands.demo import shipped_model
+    from bnnkws.generator.base.paths import shipped_model
 
     return shipped_model()
 
 
 def _bench_mcu(args: argparse.Namespace) -> int:
-    from bnnkws.bench_mcu import McuCase, format_doc, format_report, measure, preset_model
-    from bnnkws.commands.export import load_any
-    from bnnkws.firmware import default_build_root
+    from bnnkws.generator.export.loading import load_any
+    from bnnkws.tools.bench.mcu import McuCase, format_doc, format_report, measure, preset_model
+    from bnnkws.tools.device.firmware import default_build_root
 
     cases = []
     path = args.model or default_model()

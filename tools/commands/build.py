@@ -1,11 +1,11 @@
 """`bnnkws build --target TARGET [--model PATH]`: generated C + hand-written kernels via SCons.
 
-The model (a blob or a checkpoint) is turned into C by generator/emit_c.py in
+The model (a blob or a checkpoint) is turned into C by generator/codegen/emit_c.py in
 ``build/models/<hash16>/``; SCons then builds the target:
 
 * ``host``: a shared library of every firmware/*.c kernel plus the model,
   ``build/host-models/<hash16>/libbnnkws.so`` (``build/host/libbnnkws.so`` without a
-  model), loaded from Python by :class:`bnnkws.hostlib.CNet`.
+  model), loaded from Python by :class:`bnnkws.tools.host.hostlib.CNet`.
 * board targets (``mps2-an386``, ``mps2-an385``): ``scons target=<name> model=DIR``, which
   SConstruct hands to firmware/SConscript.board; its outputs land in ``build/<name>/``.
   A new board needs only an entry in :data:`TARGETS` and its rules in SConscript.board.
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bnnkws.errors import BuildError
+from bnnkws.generator.base.errors import BuildError
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Target:
 
 
 def build_host(model_dir: Path | None) -> list[Path]:
-    from bnnkws import hostlib
+    from bnnkws.tools.host import hostlib
 
     hostlib.load(model_dir)
     variant = hostlib.model_variant_dir(model_dir) if model_dir else hostlib.build_dir() / "host"
@@ -39,7 +39,7 @@ def build_host(model_dir: Path | None) -> list[Path]:
 
 def board_builder(name: str) -> Callable[[Path | None], list[Path]]:
     def build(model_dir: Path | None) -> list[Path]:
-        from bnnkws import hostlib
+        from bnnkws.tools.host import hostlib
 
         if model_dir is None:
             raise BuildError(f"--target {name} needs --model (firmware embeds a model)")
@@ -74,8 +74,8 @@ TARGETS: dict[str, Target] = {
 
 def generate_model_c(model_path: Path) -> tuple[Path, object]:
     """Blob or checkpoint -> generated C folder; returns (folder, LoadedModel)."""
-    from bnnkws.commands.export import load_any
-    from bnnkws.generator.emit_c import emit_c
+    from bnnkws.generator.codegen.emit_c import emit_c
+    from bnnkws.generator.export.loading import load_any
 
     loaded = load_any(model_path)
     return emit_c(loaded.model), loaded

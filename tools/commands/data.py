@@ -7,7 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from bnnkws.dataset import DEFAULT_KEYWORDS, SPLITS, load_dataset
+from bnnkws.generator.data.dataset import DEFAULT_KEYWORDS, SPLITS, load_dataset
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_synth(sub: argparse._SubParsersAction) -> None:
-    from bnnkws.synth import DEFAULT_UNKNOWN_WORDS, ENGINES
+    from bnnkws.generator.data.synth import DEFAULT_UNKNOWN_WORDS, ENGINES
 
     p = sub.add_parser(
         "synth",
@@ -69,7 +69,7 @@ def _register_synth(sub: argparse._SubParsersAction) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from bnnkws.synth import SynthConfig, synthesize_dataset
+    from bnnkws.generator.data.synth import SynthConfig, synthesize_dataset
 
     config = SynthConfig(
         out=args.out,

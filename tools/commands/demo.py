@@ -23,22 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bnnkws.errors import BnnkwsError
+from bnnkws.generator.base.errors import BnnkwsError
+from bnnkws.generator.base.paths import MODELS_DIR, shipped_model
 
-MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
 SAMPLE_RATE = 16000
-
-
-def shipped_model() -> Path | None:
-    """The default model shipped in models/: default.bkim or default.pt, else the only
-    blob or checkpoint there."""
-    if not MODELS_DIR.is_dir():
-        return None
-    for name in ("default.bkim", "default.pt"):
-        if (MODELS_DIR / name).is_file():
-            return MODELS_DIR / name
-    found = sorted(MODELS_DIR.glob("*.bkim")) or sorted(MODELS_DIR.glob("*.pt"))
-    return found[0] if len(found) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -65,7 +53,7 @@ def spoken_sequence(
     from recordings of real people (flite/festival: kal, ked, slt, awb, rms), the most
     intelligible ones (DESIGN.md section 7), so the demo measures the model, not espeak.
     """
-    from bnnkws import synth
+    from bnnkws.generator.data import synth
 
     rng = np.random.default_rng(seed)
     talkers = synth.default_talkers(seed)
@@ -170,7 +158,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _train_small(workdir: Path, per_word: int, epochs: int) -> Path:
     """bnnkws data synth + bnnkws train, as a user would run them; returns the checkpoint."""
-    exe = [sys.executable, "-m", "bnnkws.cli"]
+    exe = [sys.executable, "-m", "bnnkws.tools.cli"]
     data, out = workdir / "synth", workdir / "small.pt"
     synth = ["data", "synth", "--out", str(data), "--per-word", str(per_word), "--force", "--quiet"]
     train = [
@@ -194,12 +182,12 @@ def _train_small(workdir: Path, per_word: int, epochs: int) -> Path:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from bnnkws.audio_io import write_wav
-    from bnnkws.commands.stream import run_stream
-    from bnnkws.detector import DetectorConfig
-    from bnnkws.firmware import build_for_model
-    from bnnkws.qemu import Emulator
-    from bnnkws.serial_link import open_link
+    from bnnkws.generator.data.audio_io import write_wav
+    from bnnkws.tools.device.detector import DetectorConfig
+    from bnnkws.tools.device.firmware import build_for_model
+    from bnnkws.tools.device.qemu import Emulator
+    from bnnkws.tools.device.serial_link import open_link
+    from bnnkws.tools.device.session import run_stream
 
     t_start = time.monotonic()
     tmp = None
@@ -244,7 +232,7 @@ def _demo(args: argparse.Namespace) -> int:
         with Emulator(fw.elf, machine="mps2-an386") as emu, open_link(emu.port) as link:
             info = link.info
             print(f"4. emulated Cortex-M4 on {emu.port}: {info.summary()}", flush=True)
-            from bnnkws import protocol as P
+            from bnnkws.tools.device import protocol as P
 
             det = DetectorConfig.for_labels(info.labels, threshold=args.threshold)
             link.configure(P.Config(info.stride, det))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bnnkws.audio_io import read_audio
-from bnnkws.errors import BnnkwsError
-from bnnkws.fileio import write_atomic
+from bnnkws.generator.base.errors import BnnkwsError
+from bnnkws.generator.base.fileio import write_atomic
+from bnnkws.generator.data.audio_io import read_audio
 
 IMPLEMENTATIONS = ("numpy", "c", "micropython")
 
@@ -23,11 +23,11 @@ def compute(audio: np.ndarray, impl: str, params=None) -> np.ndarray:
     if impl == "numpy":
         return frontend.features(audio, p)
     if impl == "c":
-        from bnnkws.hostlib import CFrontend
+        from bnnkws.tools.host.hostlib import CFrontend
 
         return CFrontend(p).features(audio)
     if impl == "micropython":
-        from bnnkws import micropython_runner
+        from bnnkws.tools.host import micropython_runner
 
         return micropython_runner.features(p, audio)
     raise BnnkwsError(f"--impl {impl!r}: expected one of {', '.join(IMPLEMENTATIONS)}")

@@ -20,8 +20,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from bnnkws.errors import DeviceError
-from bnnkws.firmware import BOARDS, DEFAULT_BOARD
+from bnnkws.generator.base.errors import DeviceError
+from bnnkws.tools.device.firmware import BOARDS, DEFAULT_BOARD
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _image(args: argparse.Namespace) -> Path:
-    from bnnkws.firmware import build_for_model, load
+    from bnnkws.tools.device.firmware import build_for_model, load
 
     if args.model is not None:
         fw, loaded = build_for_model(args.model, args.target)
@@ -115,9 +115,9 @@ def flash_probe(args: argparse.Namespace, elf: Path) -> None:
 
 
 def _flash(args: argparse.Namespace) -> int:
-    from bnnkws import qemu
-    from bnnkws.firmware import default_build_root
-    from bnnkws.serial_link import open_link
+    from bnnkws.tools.device import qemu
+    from bnnkws.tools.device.firmware import default_build_root
+    from bnnkws.tools.device.serial_link import open_link
 
     root = default_build_root()
     if args.stop:

@@ -1,8 +1,8 @@
 """`bnnkws train` and `bnnkws eval`: train a keyword spotter on a Speech Commands folder, measure it.
 
 Training reads int8 features from the feature cache (computed once per dataset and
-front-end; see bnnkws.generator.train). Multi-GPU: launch the same command under
-``torchrun --nproc_per_node=K -m bnnkws.cli train ...``; each process takes its share of
+front-end; see bnnkws.generator.training.train). Multi-GPU: launch the same command under
+``torchrun --nproc_per_node=K -m bnnkws.tools.cli train ...``; each process takes its share of
 every epoch's batches and DistributedDataParallel averages the gradients; rank 0 writes
 the checkpoint.
 """
@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from bnnkws.cli import command_line
-from bnnkws.errors import BnnkwsError, DatasetError
-from bnnkws.fileio import write_atomic
+from bnnkws.generator.base.errors import BnnkwsError, DatasetError
+from bnnkws.generator.base.fileio import write_atomic
+from bnnkws.tools.cli import command_line
 
 DEFAULT_KEYWORDS = ["yes", "no", "up", "down", "left", "right", "stop", "go"]
 
@@ -115,7 +115,7 @@ def resolve_device(name: str) -> str:
 
 
 def model_config(args: argparse.Namespace, n_classes: int) -> dict:
-    from bnnkws.generator.model import bnn_config, float_config
+    from bnnkws.generator.training.model import bnn_config, float_config
 
     if args.model != "bnn":
         return float_config(args.model, n_classes)
@@ -128,10 +128,10 @@ def model_config(args: argparse.Namespace, n_classes: int) -> dict:
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
-    from bnnkws.generator.checkpoint import save_checkpoint
     from bnnkws.generator.frontend import default_params
-    from bnnkws.generator.model import build_model
-    from bnnkws.generator.train import (
+    from bnnkws.generator.training.checkpoint import save_checkpoint
+    from bnnkws.generator.training.model import build_model
+    from bnnkws.generator.training.train import (
         DataSpec,
         TrainOptions,
         evaluate,
@@ -213,10 +213,10 @@ def run_train(args: argparse.Namespace) -> int:
 # eval
 # --------------------------------------------------------------------------------------
 def run_eval(args: argparse.Namespace) -> int:
-    from bnnkws.generator.checkpoint import load_checkpoint
     from bnnkws.generator.frontend import FrontendParams
-    from bnnkws.generator.model import BnnKws
-    from bnnkws.generator.train import DataSpec, evaluate, load_split
+    from bnnkws.generator.training.checkpoint import load_checkpoint
+    from bnnkws.generator.training.model import BnnKws
+    from bnnkws.generator.training.train import DataSpec, evaluate, load_split
 
     model, ck = load_checkpoint(args.checkpoint)
     labels = ck["labels"]
@@ -266,11 +266,11 @@ def format_eval(res: dict, labels: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bnnkws.commands.train train|eval ...``: these two commands alone, for
+    """``python -m bnnkws.tools.commands.train train|eval ...``: these two commands alone, for
     machines where the full CLI cannot start (it imports soundfile through other commands)."""
-    from bnnkws.cli import main as cli_main
+    from bnnkws.tools.cli import main as cli_main
 
-    return cli_main(argv, ["bnnkws.commands.train"])
+    return cli_main(argv, ["bnnkws.tools.commands.train"])
 
 if __name__ == "__main__":
     sys.exit(main())

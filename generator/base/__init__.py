@@ -1,0 +1,1 @@
+"""Errors, atomic file writes and the checkout paths: what every stage uses."""

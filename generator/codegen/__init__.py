@@ -1,0 +1,1 @@
+"""Integer model -> C source (emit_c)."""

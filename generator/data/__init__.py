@@ -1,0 +1,1 @@
+"""Audio I/O, the Speech Commands loader and the speech synthesizer."""

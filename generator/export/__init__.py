@@ -1,0 +1,1 @@
+"""Checkpoint -> integer model (to_integer) -> model blob (blob)."""

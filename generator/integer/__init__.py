@@ -1,0 +1,1 @@
+"""The integer model: layer definitions, batch-norm folding, bit packing, the accumulator certificate."""

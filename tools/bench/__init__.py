@@ -1,0 +1,1 @@
+"""Benchmarks: host, Cortex-M (QEMU icount), the accelerator model and its report."""

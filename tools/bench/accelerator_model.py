@@ -1,0 +1,452 @@
+"""An analytic model of a BNN accelerator running an integer model, and of an int8 MAC
+accelerator running a float baseline quantised to int8: cycles, on-chip computation
+(bit-operations), parameter memory and memory accesses, per layer and in total.
+
+The BNN machine (parameters in :class:`AcceleratorConfig`, defaults in docs/ACCELERATOR.md):
+
+* an array of ``pe_rows`` processing elements (PEs), one output channel each, that
+  loops over output time steps with the channel block fixed (output stationary);
+* each PE consumes ``lane`` fan-in elements per cycle (a *lane step*): an XNOR (AND for
+  {0,1} inputs) per element, a popcount adder tree over the lane, a small subtractor that
+  turns the count into the lane's exact partial sum (``L - 2 d`` for {-1,+1} inputs,
+  ``2 a - popcount(x)`` for {0,1} and int8 bit-planes, popcount(x) coming from a tree
+  shared by the PEs that see the same input), and an N-bit accumulator adder
+  (``acc_bits``): a plain adder for ``wrap``, adder + overflow detection + clamp
+  multiplexer (counted as 2N) for ``saturate``;
+* ``saturate`` follows the integer model's tiles (docs/INTEGER_MODEL.md): each tile's
+  partial sum is exact before the saturating add. A tile that fits one lane step is added
+  directly; a longer one (tile > lane, or an int8 tile over 8 bit-planes) is summed in an
+  exact partial register first, then added with saturation once;
+* int8 inputs (first layer) are processed bit-serially, one bit-plane per pass (8
+  passes), each plane's partial shifted into the accumulator (the sign plane subtracted);
+* after the last lane step of an output, the PE's output unit applies batch norm: a
+  ``multiplier`` (standard BN: ``(acc - mu) * gamma + beta`` with a ``gamma_bits`` wide
+  gamma, iterative, ``mult_cycles`` per output), a ``shifter`` (shift-BN: subtract,
+  barrel shift, add; 1 cycle) or a ``comparator`` (threshold folded from shift-BN + sign;
+  1 cycle). A scores layer (``shiftbn`` output) needs the shifter even when hidden layers
+  use the comparator. By default every PE has its output unit and it runs after the
+  accumulation (``overlap_output`` lets it run while the PE accumulates the next step;
+  ``output_units`` shares fewer units between the PEs);
+* weights and per-channel parameters come from on-chip SRAM ``mem_width`` bits wide; a
+  channel block's weights and parameters are fetched once per layer and stay in the PE
+  registers while the block sweeps over time; fetching does not overlap computing.
+  Activations are read one lane (one bit-plane of it for int8) per lane step and input
+  group, and written ``mem_width`` bits at a time.
+
+Bit-operations (on-chip computation) count one per gate-level bit operation: one per
+XNOR/AND, one per full/half-adder bit of an adder (an adder tree over w one-bit inputs
+costs :func:`popcount_tree_bitops`), ``a * b`` for an a x b bit multiplier (the usual
+BOPs convention: a binary product costs 1, an 8 x 8 product 64), one per multiplexer bit
+of a barrel shifter stage, one per OR in pooling.
+
+The int8 MAC machine (:func:`mac_model_cost`) is what a float baseline costs once
+quantised to int8 as MLPerf Tiny deploys it: ``pe_rows`` MAC units, one 8 x 8 multiply
+(64) and one 32-bit accumulate (32) per MAC, per output one requantisation (the same
+iterative ``gamma_bits`` multiplier as standard BN, plus subtract/add), int8 weights and
+per-channel bias, scale and shift.
+
+Counted quantities that the firmware's accelerator-emulating kernels also count under
+``BK_COUNT_OPS`` (firmware/bnn.h: elements, words, saturating adds, thresholds, shift-BN
+outputs, pooling ORs) are equal for the same model when ``lane`` is the kernels' word
+width, 32 (tests/test_accelerator.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+from bnnkws.generator.integer.intmodel import ConvLayer, IntegerModel, PoolLayer
+
+BN_UNITS = ("multiplier", "shifter", "comparator")
+INT8_BITS = 8  # weights and activations of the int8 MAC machine
+MAC_ACC_BITS = 32
+
+
+@dataclass(frozen=True)
+class AcceleratorConfig:
+    """Hardware parameters. Widths in bits, latencies in cycles."""
+
+    pe_rows: int = 16  # output channels computed in parallel (int8 machine: MAC units)
+    lane: int = 32  # fan-in elements per PE per cycle (popcount width)
+    bn_unit: str = "comparator"  # multiplier | shifter | comparator
+    gamma_bits: int = 16  # multiplier: width of gamma (int8 machine: of the requant scale)
+    mult_cycles: int = 4  # multiplier: cycles per output (iterative, 4 bits of gamma per cycle)
+    shift_bits: int = 5  # shifter: shift amount field (0..31), one mux stage per bit
+    mem_width: int = 64  # bits per on-chip memory access
+    acc_bits: int | None = None  # override every layer's accumulator width (baselines)
+    overlap_output: bool = False  # output unit runs while the PE accumulates the next step
+    output_units: int | None = None  # output units shared by the array (None: one per PE)
+    clock_mhz: float = 100.0
+
+    def __post_init__(self) -> None:
+        if self.bn_unit not in BN_UNITS:
+            raise ValueError(f"bn_unit {self.bn_unit!r}, expected one of {BN_UNITS}")
+        if self.pe_rows < 1 or self.lane < 1 or self.mem_width < 1 or self.mult_cycles < 1:
+            raise ValueError("pe_rows, lane, mem_width and mult_cycles must be >= 1")
+        if self.acc_bits is not None and not 4 <= self.acc_bits <= 32:
+            raise ValueError(f"acc_bits {self.acc_bits} outside 4..32")
+        if self.output_units is not None and self.output_units < 1:
+            raise ValueError(f"output_units {self.output_units} must be >= 1")
+
+    @property
+    def units(self) -> int:
+        return self.output_units or self.pe_rows
+
+
+def baseline_config(cfg: AcceleratorConfig) -> AcceleratorConfig:
+    """The conventional BNN accelerator: 32-bit accumulators and a multiplier BN."""
+    return replace(cfg, acc_bits=32, bn_unit="multiplier")
+
+
+def popcount_tree_bitops(width: int) -> int:
+    """Adder bit-operations of a popcount adder tree over `width` one-bit inputs.
+
+    Level k (k = 1..ceil(log2 width)) adds pairs of (k-1)-bit counts into k-bit counts;
+    an odd count passes to the next level unchanged.
+    """
+    total, n, k = 0, width, 1
+    while n > 1:
+        adders = n // 2
+        total += adders * k
+        n = adders + (n % 2)
+        k += 1
+    return total
+
+
+def _bits_for(v: int) -> int:
+    """Bits of a two's-complement register that holds -v..v."""
+    return max(1, v).bit_length() + 1
+
+
+def output_unit(layer: ConvLayer, cfg: AcceleratorConfig, n: int) -> tuple[str, int, int, int]:
+    """(unit, bit-operations per output, cycles per output, parameter bits per channel).
+
+    comparator: an (N+1)-bit compare with thr (it may lie just outside the N-bit range);
+      thr (N+1) and flip (1).
+    shifter: subtract mu (N), barrel shift (N per stage), add beta (N), 1 cycle;
+      mu, beta (N each), shift, sign.
+    multiplier: subtract mu (N), N x gamma multiply, add beta (N + gamma), ``mult_cycles``;
+      mu (N), gamma, beta (N).
+    A scores layer (shiftbn output) needs at least the shifter.
+    """
+    unit = cfg.bn_unit
+    if unit == "comparator" and layer.output == "shiftbn":
+        unit = "shifter"
+    if unit == "comparator":
+        return unit, n + 1, 1, n + 2
+    if unit == "shifter":
+        return unit, n * (cfg.shift_bits + 2), 1, 2 * n + cfg.shift_bits + 1
+    g = cfg.gamma_bits
+    return unit, n * g + 2 * n + g, cfg.mult_cycles, 2 * n + g
+
+
+@dataclass
+class LayerCost:
+    name: str
+    kind: str  # conv_int8 | conv_pm1 | conv_01 | pool_or | mac_* (int8 machine)
+    outputs: int = 0  # output values (T_out * c_out)
+    output_unit: str = ""  # comparator | shifter | multiplier (requantisation: multiplier)
+    elements: int = 0  # fan-in products (XNOR/AND, int8 add/sub, or int8 MACs)
+    planes: int = 1  # bit-planes per element (8 for int8 inputs)
+    words: int = 0  # lane-wide chunks of fan-in over all outputs (per plane)
+    lane_steps: int = 0  # words * planes: popcount + accumulate steps
+    sat_adds: int = 0  # saturating accumulator additions
+    pool_ors: int = 0  # lane-wide ORs of OR pooling
+    acc_bits: int = 0
+    compute_cycles: int = 0
+    output_cycles: int = 0
+    fetch_cycles: int = 0
+    other_cycles: int = 0  # pooling, plain additions
+    bitops_products: int = 0  # XNOR/AND gates, or 8x8 multipliers
+    bitops_popcount: int = 0  # popcount trees (own and shared) and lane correction
+    bitops_accumulate: int = 0  # accumulator (and partial register) adders
+    bitops_output: int = 0  # batch norm / threshold / requantisation
+    bitops_other: int = 0  # pooling ORs, plain additions
+    weight_bits: int = 0
+    param_bits: int = 0  # per-channel output parameters
+    param_accesses: int = 0  # memory words of weights and parameters fetched
+    act_accesses: int = 0  # memory words of activations read and written
+    out_bits: int = 0  # bits of this layer's output activation (its buffer)
+
+    @property
+    def cycles(self) -> int:
+        return self.compute_cycles + self.output_cycles + self.fetch_cycles + self.other_cycles
+
+    @property
+    def bitops(self) -> int:
+        """On-chip computation of this layer, in bit-operations."""
+        return (
+            self.bitops_products
+            + self.bitops_popcount
+            + self.bitops_accumulate
+            + self.bitops_output
+            + self.bitops_other
+        )
+
+    @property
+    def mem_accesses(self) -> int:
+        return self.param_accesses + self.act_accesses
+
+
+def _ranges(layer: ConvLayer) -> list[int]:
+    """Lengths of the exact-sum ranges of one output: the whole fan-in (wrap) or the tiles."""
+    if layer.acc_mode == "wrap":
+        return [layer.fan_in]
+    full, rest = divmod(layer.fan_in, layer.tile)
+    return [layer.tile] * full + ([rest] if rest else [])
+
+
+def _tree_over(length: int, lane: int) -> tuple[int, int]:
+    """(lane words, popcount-tree bit-operations) of a range of `length` elements."""
+    full, rest = divmod(length, lane)
+    return full + (1 if rest else 0), full * popcount_tree_bitops(lane) + popcount_tree_bitops(rest)
+
+
+def _block_groups(layer: ConvLayer, pe_rows: int) -> int:
+    """Sum over PE blocks of the distinct input groups its outputs read."""
+    og = layer.c_out // layer.groups
+    total = 0
+    for first in range(0, layer.c_out, pe_rows):
+        last = min(first + pe_rows, layer.c_out) - 1
+        total += last // og - first // og + 1
+    return total
+
+
+def conv_cost(layer: ConvLayer, t_in: int, cfg: AcceleratorConfig) -> LayerCost:
+    """Cost of one binary-weight conv layer with `t_in` input time steps."""
+    n = cfg.acc_bits or layer.acc_bits
+    lane = cfg.lane
+    planes = INT8_BITS if layer.input == "int8" else 1
+    t_out = layer.out_len(t_in)
+    outputs = t_out * layer.c_out
+    ranges = _ranges(layer)
+    per_range = [_tree_over(r, lane) for r in ranges]
+    words = sum(w for w, _ in per_range)  # per output, per plane
+    tree = sum(b for _, b in per_range)
+    steps = words * planes
+    correction = _bits_for(lane)  # L - 2d or 2a - ones, per lane step
+    shared_trees = (
+        _block_groups(layer, cfg.pe_rows) * t_out * planes * tree if layer.input != "pm1" else 0
+    )
+    if layer.acc_mode == "wrap":
+        acc_per_out = steps * n
+    else:
+        vmax = 128 if layer.input == "int8" else 1
+        acc_per_out = 0
+        for r, (w, _) in zip(ranges, per_range, strict=True):
+            k = w * planes
+            acc_per_out += 2 * n + (k * _bits_for(vmax * r) if k > 1 else 0)
+    unit, out_ops, out_cyc, par_bits = output_unit(layer, cfg, n)
+    blocks = math.ceil(layer.c_out / cfg.pe_rows)
+    per_step_out = math.ceil(min(cfg.pe_rows, layer.c_out) / cfg.units) * out_cyc
+    if cfg.overlap_output:
+        output_cycles = blocks * t_out * max(0, per_step_out - steps) + blocks * per_step_out
+    else:
+        output_cycles = blocks * t_out * per_step_out
+    weight_bits = layer.c_out * layer.fan_in
+    param_bits = layer.c_out * par_bits
+    fetch = math.ceil(weight_bits / cfg.mem_width) + math.ceil(param_bits / cfg.mem_width)
+    out_val_bits = 1 if layer.output == "threshold" else 32
+    reads = _block_groups(layer, cfg.pe_rows) * t_out * steps * math.ceil(lane / cfg.mem_width)
+    writes = t_out * math.ceil(layer.c_out * out_val_bits / cfg.mem_width)
+    return LayerCost(
+        name=layer.name,
+        kind=f"conv_{layer.input}",
+        outputs=outputs,
+        output_unit=unit,
+        elements=outputs * layer.fan_in,
+        planes=planes,
+        words=outputs * words,
+        lane_steps=outputs * steps,
+        sat_adds=outputs * len(ranges) if layer.acc_mode == "saturate" else 0,
+        acc_bits=n,
+        compute_cycles=blocks * t_out * steps,
+        output_cycles=output_cycles,
+        fetch_cycles=fetch,
+        bitops_products=outputs * layer.fan_in * planes,
+        bitops_popcount=outputs * planes * (tree + words * correction) + shared_trees,
+        bitops_accumulate=outputs * acc_per_out,
+        bitops_output=outputs * out_ops,
+        weight_bits=weight_bits,
+        param_bits=param_bits,
+        param_accesses=fetch,
+        act_accesses=reads + writes,
+        out_bits=t_out * layer.c_out * out_val_bits,
+    )
+
+
+def pool_cost(layer: PoolLayer, t_in: int, channels: int, cfg: AcceleratorConfig) -> LayerCost:
+    """OR pooling: (kernel - 1) ORs per kept bit; every input row read and OR-ed into a
+    register ``mem_width`` bits at a time (one cycle per access), each output row written."""
+    t_out = layer.out_len(t_in)
+    row = math.ceil(channels / cfg.mem_width)
+    reads, writes = t_out * layer.kernel * row, t_out * row
+    return LayerCost(
+        name=layer.name,
+        kind="pool_or",
+        pool_ors=t_out * (layer.kernel - 1) * math.ceil(channels / cfg.lane),
+        other_cycles=reads + writes,
+        bitops_other=t_out * (layer.kernel - 1) * channels,
+        act_accesses=reads + writes,
+        out_bits=t_out * channels,
+    )
+
+
+@dataclass
+class ModelCost:
+    """Per-layer costs and the on-chip storage of one inference (one 1 s window)."""
+
+    config: AcceleratorConfig
+    layers: list[LayerCost]
+    input_bits: int  # the features (int8 [T][F])
+    register_bits: int = 0  # accumulator registers of the array
+    meta: dict = field(default_factory=dict)
+
+    def total(self, attr: str) -> int:
+        return sum(getattr(layer, attr) for layer in self.layers)
+
+    @property
+    def cycles(self) -> int:
+        return self.total("cycles")
+
+    @property
+    def bitops(self) -> int:
+        return self.total("bitops")
+
+    @property
+    def param_memory_bits(self) -> int:
+        """On-chip parameter memory: weights plus per-channel BN/threshold parameters."""
+        return self.total("weight_bits") + self.total("param_bits")
+
+    @property
+    def act_buffer_bits(self) -> int:
+        """Activation memory: two ping-pong buffers, each as large as the largest
+        activation (the features included)."""
+        most = max([self.input_bits] + [layer.out_bits for layer in self.layers])
+        return 2 * most
+
+    @property
+    def mem_accesses(self) -> int:
+        return self.total("mem_accesses")
+
+    def latency_us(self) -> float:
+        return self.cycles / self.config.clock_mhz
+
+    def summary(self) -> dict:
+        return {
+            "config": asdict(self.config),
+            "cycles": self.cycles,
+            "bitops": self.bitops,
+            "bitops_accumulate": self.total("bitops_accumulate"),
+            "bitops_output": self.total("bitops_output"),
+            "elements": self.total("elements"),
+            "lane_steps": self.total("lane_steps"),
+            "weight_bits": self.total("weight_bits"),
+            "param_bits": self.total("param_bits"),
+            "param_memory_bits": self.param_memory_bits,
+            "act_buffer_bits": self.act_buffer_bits,
+            "register_bits": self.register_bits,
+            "mem_accesses": self.mem_accesses,
+            "latency_us": self.latency_us(),
+        }
+
+
+def model_cost(model: IntegerModel, cfg: AcceleratorConfig | None = None) -> ModelCost:
+    """Per-layer and total cost of running `model` once (one window) on the BNN machine."""
+    cfg = cfg or AcceleratorConfig()
+    t, c = model.n_frames, model.frontend.n_mels
+    layers: list[LayerCost] = []
+    widest = 0
+    for layer in model.layers:
+        if isinstance(layer, ConvLayer):
+            layers.append(conv_cost(layer, t, cfg))
+            widest = max(widest, cfg.acc_bits or layer.acc_bits)
+            c = layer.c_out
+        else:
+            layers.append(pool_cost(layer, t, c, cfg))
+        t = layer.out_len(t)
+    return ModelCost(
+        cfg, layers, model.n_frames * model.frontend.n_mels * INT8_BITS, cfg.pe_rows * widest
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The int8 MAC machine (float baselines quantised to int8)
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MacLayer:
+    """One layer of an int8 network, as the MAC machine sees it.
+
+    macs: multiply-accumulates; adds: plain 32-bit additions (average pooling sums,
+    residual additions); outputs: values requantised to int8 (one scale multiply each);
+    weights: int8 weights; channels: per-channel (bias, scale, shift) sets;
+    in_values, out_values: activation sizes (int8 values) for the buffers.
+    """
+
+    name: str
+    kind: str
+    macs: int
+    outputs: int
+    weights: int = 0
+    channels: int = 0
+    adds: int = 0
+    in_values: int = 0
+    out_values: int = 0
+
+
+def mac_layer_cost(layer: MacLayer, cfg: AcceleratorConfig) -> LayerCost:
+    units = cfg.pe_rows
+    g = cfg.gamma_bits
+    acc = MAC_ACC_BITS
+    requant_ops = acc * g + 2 * acc + g
+    per_round = math.ceil(min(units, max(layer.outputs, 1)) / cfg.units) * cfg.mult_cycles
+    rounds = math.ceil(layer.outputs / units)
+    compute = math.ceil(layer.macs / units)
+    if cfg.overlap_output and rounds:
+        per_output_macs = max(1, compute // rounds)
+        output_cycles = rounds * max(0, per_round - per_output_macs) + per_round
+    else:
+        output_cycles = rounds * per_round
+    weight_bits = layer.weights * INT8_BITS
+    param_bits = layer.channels * (acc + g + cfg.shift_bits)  # bias, scale, shift
+    fetch = math.ceil(weight_bits / cfg.mem_width) + math.ceil(param_bits / cfg.mem_width)
+    # every MAC reads one int8 activation; a mem_width word serves mem_width / 8 MACs
+    per_word = max(1, cfg.mem_width // INT8_BITS)
+    act = math.ceil((layer.macs + layer.adds) / per_word) + math.ceil(layer.out_values / per_word)
+    return LayerCost(
+        name=layer.name,
+        kind=f"mac_{layer.kind}",
+        outputs=layer.outputs,
+        output_unit="multiplier" if layer.outputs else "",
+        elements=layer.macs,
+        acc_bits=acc,
+        compute_cycles=compute,
+        output_cycles=output_cycles,
+        fetch_cycles=fetch,
+        other_cycles=math.ceil(layer.adds / units),
+        bitops_products=layer.macs * INT8_BITS * INT8_BITS,
+        bitops_accumulate=layer.macs * acc,
+        bitops_output=layer.outputs * requant_ops,
+        bitops_other=layer.adds * acc,
+        weight_bits=weight_bits,
+        param_bits=param_bits,
+        param_accesses=fetch,
+        act_accesses=act,
+        out_bits=layer.out_values * INT8_BITS,
+    )
+
+
+def mac_model_cost(
+    layers: list[MacLayer], input_values: int, cfg: AcceleratorConfig | None = None
+) -> ModelCost:
+    """Cost of an int8 network on the MAC machine (``pe_rows`` MAC units, 32-bit
+    accumulators, requantisation by the ``gamma_bits`` multiplier); the BNN-specific
+    fields of `cfg` (lane, bn_unit, acc_bits) do not apply."""
+    cfg = cfg or AcceleratorConfig()
+    return ModelCost(
+        cfg,
+        [mac_layer_cost(m, cfg) for m in layers],
+        input_values * INT8_BITS,
+        cfg.pe_rows * MAC_ACC_BITS,
+    )

@@ -1,0 +1,1 @@
+"""The device: serial protocol, serial link, QEMU, firmware builds, the streaming detector."""
