@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from bnnkws.tools.device import protocol as P
 from bnnkws.tools.device.detector import DetectorConfig
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 CDEF = """
 typedef struct { uint8_t kind; uint8_t type; uint8_t seq; uint8_t header_ok; uint16_t len;
