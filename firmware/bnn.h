@@ -12,11 +12,12 @@
  *                     in the group), packed like an activation row; bit 1 = +1.
  *                     by column, where bk_weights_by_column(L) holds (binary-input threshold
  *                     layers that wrap or cannot saturate, 24 or more outputs per group; see
- *                     bconv_bin.c): [groups][fan_in][BK_WORDS(c_out / groups)] uint32: for
+ *                     bconv_bin_col.c): [groups][fan_in][BK_WORDS(c_out / groups)] uint32: for
  *                     group g and element i, bit l of word j is the weight of output
  *                     g * (c_out / groups) + 32 j + l; unused bits 0
- * One source file per operator: bitpack.c, bconv_int8.c, bconv_bin.c, output_transform.c,
- * pool_or.c, argmax.c; bnn_model.c runs a generated layer table.
+ * One source file per operator: bitpack.c, bconv_int8.c, bconv_bin_row.c and
+ * bconv_bin_col.c (binary input, weights by row / by column; shared: bconv_bin.h),
+ * output_transform.c, pool_or.c, argmax.c; bnn_model.c runs a generated layer table.
  * Multiplications: none per element, word or output channel (adds, shifts, masks and
  * popcounts only). The only products are address arithmetic done once per output time
  * step or group (t * stride * row size, g * channels per group) and in the shape/size
@@ -88,7 +89,7 @@ uint32_t bk_popcount32_instruction(uint32_t x);
 /* ---- accumulator.c: N-bit accumulation of exact partial sums (accumulator.h) ------- */
 int32_t bk_accumulate(const int32_t *partials, uint32_t n, unsigned bits, unsigned mode);
 
-/* ---- bconv_int8.c / bconv_bin.c: accumulators of one output time step -------------- */
+/* ---- bconv_int8.c / bconv_bin_row.c / bconv_bin_col.c: one output time step ------- */
 /* acc[c_out] for step t of a layer with int8 input x [t_in][c_in];
  * scratch: bk_bconv_int8_scratch_words(L) words. */
 void bk_bconv_int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_t *acc,
@@ -155,7 +156,7 @@ uint32_t bk_model_run(const bk_model_t *m, const int8_t *feats, int32_t *scores,
  * these kernels perform them, so a test can demand equal numbers
  * (tests/test_accelerator.py). Without BK_COUNT_OPS, BK_COUNT expands to nothing and
  * its arguments are never evaluated: the firmware and the default host library pay
- * nothing. The counters live in bconv_bin.c. */
+ * nothing. The counters live in bconv_bin_row.c. */
 typedef struct {
     uint64_t elements;   /* fan-in products: XNOR/AND bits, int8 adds/subtracts */
     uint64_t words;      /* 32-element weight words consumed, per output and range */

@@ -69,8 +69,8 @@ def int8_scratch_words(layer: ConvLayer) -> int:
 
 def layer_scratch_words(layer) -> int:
     """bnn_model.c bk_layer_scratch_words: accumulator row + the kernel's scratch
-    (bconv_int8.c: chunk tables, int8_scratch_words; bconv_bin.c: the gathered fan-in and
-    one popcount per accumulation range)."""
+    (bconv_int8.c: chunk tables, int8_scratch_words; bconv_bin_row.c / bconv_bin_col.c: the
+    gathered fan-in and one popcount per accumulation range, or the column lists)."""
     if not isinstance(layer, ConvLayer):
         return 0
     if layer.input == "int8":
@@ -84,7 +84,7 @@ def layer_scratch_words(layer) -> int:
 
 
 def weights_by_column(layer) -> bool:
-    """bconv_bin.c bk_weights_by_column: binary-input threshold layers with 24 or more
+    """bconv_bin_col.c bk_weights_by_column: binary-input threshold layers with 24 or more
     outputs per group that wrap, cannot saturate (fan-in <= 2^(N-1) - 1) or saturate in
     tiles of whole words store their weights by column (firmware/bnn.h)."""
     if not isinstance(layer, ConvLayer) or layer.input == "int8" or layer.output != "threshold":

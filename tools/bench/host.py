@@ -35,7 +35,8 @@ KERNEL_SOURCES = (
     "bitpack.c",
     "accumulator.c",
     "bconv_int8.c",
-    "bconv_bin.c",
+    "bconv_bin_row.c",
+    "bconv_bin_col.c",
     "output_transform.c",
     "pool_or.c",
     "argmax.c",
@@ -351,7 +352,7 @@ Machine: {r.machine}.
 How the kernels spend it: the int8 first layer (firmware/bconv_int8.c) tabulates, once
 per time step, the 16 signed sums of every quad of 4 input values, then each output
 channel adds one table entry per quad (its weight nibble selects it); binary layers
-(firmware/bconv_bin.c) do one XOR or AND and one popcount per 32 fan-in elements and
+(firmware/bconv_bin_row.c) do one XOR or AND and one popcount per 32 fan-in elements and
 output channel. No multiplier is used per element, word or channel.
 
 The C time includes the cffi call (about 1 us). PyTorch evaluates the same trained

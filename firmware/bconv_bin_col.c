@@ -1,53 +1,43 @@
-/* Binary-input layers (pm1 or 01 activations) with binary weights, N-bit accumulator.
+/* Binary-input layers, weights by column: layers where bk_weights_by_column(L) holds
+ * (threshold output, binary input, wrap or a fan-in that cannot saturate, 24 or more
+ * outputs per group). The sums and the accumulation rule: bconv_bin.h.
  *
- * Fan-in vector of output (t, o), group g, cg = c_in / groups (docs/INTEGER_MODEL.md):
- *   element i = k * cg + c  ->  bit (x[t * stride + k], channel g * cg + c),
- * gathered into one packed vector f (packed like the weight row of o, so element i of
- * both sits at word i / 32, bit i % 32). When groups = 1 and c_in % 32 = 0 the kernel
- * rows are consecutive whole words and f is the input itself: no copy. Otherwise each
- * kernel row's cg channels are copied: whole words when cg % 32 = 0, one shifted field
- * per row when cg divides 32 (fields then never straddle a word), bk_bits_copy else.
+ * Weights are stored by column (bnn.h): for group g and fan-in element i, BK_WORDS(og)
+ * words whose bit l of word j is the weight of output g * og + 32 j + l (unused lanes 0).
+ * One 32-bit column word then holds element i's weight for 32 outputs ("lanes"), and the
+ * outputs' counts are accumulated bit-sliced ("vertical counters"): plane b holds bit b
+ * of every lane's count. Adding the columns of a list of elements to the planes with
+ * carry-save adders (Harley-Seal: 16 columns through 15 CSAs into ones/twos/fours/eights,
+ * the carry-out of weight 16 rippled into the higher planes) costs about 5 logic
+ * operations per column and block of 32 outputs, where a row layout costs a popcount
+ * per weight word and output.
  *
- * Exact partial sum of the L elements of one range (bits: 1 = +1 weight; 1 = +1 or 1
- * activation):
- *   pm1:  x, w in {-1,+1}: the product is +1 where the bits agree and -1 where they
- *         differ. With d = popcount(f XOR w) differing bits: (L - d) - d = L - 2 d.
- *   01:   x in {0,1}: the product is w where x = 1 and 0 elsewhere, so the sum is
- *         popcount(f AND w) - popcount(f AND NOT w) = 2 popcount(f AND w) - popcount(f).
- *         popcount(f) over each tile is the same for every output of the group: it is
- *         counted once per (t, g) into the scratch.
- * Popcounts over whole words use the carry-save sums of popcount.h (padding bits past
- * the fan-in are 0 in f and in w, so a range that ends at the fan-in end counts whole
- * words); other ranges mask their edge words.
+ *   01:  count c = sum over the elements with x = 1 of w (bit) = popcount(f AND w); only
+ *        the set bits of f are listed (about half of them), K = popcount(f), and the
+ *        exact sum is 2 c - K (bconv_bin.h).
+ *   pm1: count c = agreements = sum_{x=1} w + sum_{x=0} (1 - w) = fan_in - popcount(f XOR w):
+ *        every element is listed, the x = 0 columns complemented; K = fan_in, sum 2 c - K.
+ * The lists hold byte offsets of the columns (uint16) and are built once per (t, g) for
+ * all of the group's blocks. With the lanes' weight counts W = sum of all columns (made
+ * by the first step of a layer call that needs them, col_one_range_bits), only the fewer
+ * of the set and clear elements need counting: 01 c = W - (count over the clear ones)
+ * when the input is dense, pm1 always the fewer. That bounds the work of a dense input.
  *
- * Accumulation (accumulator.h):
- *   wrap: the whole fan-in is one range, summed in uint32 (exact mod 2^32), wrapped once.
- *   saturate: tiles of `tile` elements (the last may be shorter), each exact partial added
- *     with saturation in fan-in order. Every product is -1, 0 or +1, so the exact sum of
- *     the first e elements lies in [-e, e]: while e <= 2^(N-1) - 1 no prefix sum at a tile
- *     end leaves the N-bit range and every saturating add is an exact add. The first
- *     floor(e_max / tile) tiles are therefore one range (the whole fan-in when it is at
- *     most 2^(N-1) - 1: fan-in 48 at 8 bits never saturates), and only the tiles after
- *     them are added one by one with saturation.
+ * Output transform, bit-sliced too (32 outputs at once): V = (2 c - K) mod 2^N, read as a
+ * signed N-bit number, is wrap_N of the exact sum (the exact sum itself when the layer
+ * cannot saturate). The threshold rule (output_transform.c) per lane:
+ *   flip = 0:  V >= thr     flip = 1:  V <= thr  <=>  not (V >= thr + 1)
+ * with V in [lo, hi] = N-bit range: thresholds outside it give a constant bit (flip 0:
+ * thr <= lo -> 1, thr > hi -> 0; flip 1: thr >= hi -> 1, thr < lo -> 0), and otherwise
+ * the lane compares V >= T (T = thr or thr + 1, in range) and flips the result. Signed
+ * N-bit order is the unsigned order of the values plus 2^(N-1) mod 2^N (the sign bit
+ * inverted), so block_bits forms U = 2 c + (2^(N-1) - K) mod 2^N (the planes shifted by
+ * one, plus a constant: a ripple carry over N planes) and V >= T exactly when U minus
+ * (T with its top bit inverted) does not borrow. bk_bconv_bin_prepare turns thr and flip
+ * into these T planes (top plane inverted) and masks once per layer call: per block N
+ * planes, then the flip mask, the constant mask and the constant-one mask.
  */
-#include "accumulator.h"
-#include "bnn.h"
-#include "popcount.h"
-
-/* GCC's first scheduling pass (before register allocation) lengthens the live ranges of
- * the carry-save loops beyond the 13 free registers of Thumb-2, and the spills cost more
- * than the scheduling gains (measured on Cortex-M4: 4% fewer instructions per network). */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-schedule-insns")
-#endif
-
-#if defined(BK_COUNT_OPS) && BK_COUNT_OPS
-bk_op_counts_t bk_op_counts; /* bnn.h: operation counters, host counting builds only */
-#endif
-
-static uint32_t n_ranges(const bk_layer_t *L, uint32_t fan_in) {
-    return L->acc_mode == BK_ACC_WRAP ? 1u : (fan_in + L->tile - 1u) / L->tile;
-}
+#include "bconv_bin.h"
 
 #define COL_MIN_OUTPUTS 24u
 #define VC_PLANES 16u /* counts up to fan_in < 2^14 (fan_in * 4 * nwo <= 0xFFFF) */
@@ -71,250 +61,12 @@ int bk_weights_by_column(const bk_layer_t *L) {
     return fan_in * nwo * 4u <= 0xFFFFu; /* column offsets fit uint16 */
 }
 
-uint32_t bk_bconv_bin_scratch_words(const bk_layer_t *L) {
+/* gathered fan-in, lists and word starts, thresholds */
+uint32_t bk_bin_col_scratch_words(const bk_layer_t *L) {
     const uint32_t fan_in = (uint32_t)L->kernel * (L->c_in / L->groups);
-    if (bk_weights_by_column(L)) /* gathered fan-in, lists and word starts, thresholds */
-        return 2u * BK_WORDS(fan_in) + 1u + ((fan_in + 1u) >> 1) +
-               (uint32_t)L->groups * BK_WORDS(L->c_out / L->groups) *
-                   COL_PREP_WORDS(L->acc_bits);
-    return BK_WORDS(fan_in) + n_ranges(L, fan_in);
+    return 2u * BK_WORDS(fan_in) + 1u + ((fan_in + 1u) >> 1) +
+           (uint32_t)L->groups * BK_WORDS(L->c_out / L->groups) * COL_PREP_WORDS(L->acc_bits);
 }
-
-/* Fan-in elements from the start whose exact sum is the accumulator (see above). */
-static uint32_t safe_elements(const bk_layer_t *L, uint32_t fan_in) {
-    if (L->acc_mode == BK_ACC_WRAP) return fan_in;
-    const uint32_t e = (uint32_t)bk_acc_hi(L->acc_bits);
-    if (e >= fan_in) return fan_in;
-    return e - e % L->tile;
-}
-
-/* The fan-in vector of group g (rows: the kernel's first input row), into f when it has
- * to be copied. */
-static const uint32_t *gather(const bk_layer_t *L, const uint32_t *rows, uint32_t g,
-                              uint32_t *f) {
-    const uint32_t cg = (uint32_t)L->c_in / L->groups, row_words = BK_WORDS(L->c_in);
-    const uint32_t kernel = L->kernel, fw = BK_WORDS(kernel * cg);
-    if (L->groups == 1u && (L->c_in & 31u) == 0u) return rows;
-    const uint32_t *row = rows;
-    if ((cg & 31u) == 0u) {
-        const uint32_t n = cg >> 5, src = g * n;
-        for (uint32_t k = 0, at = 0; k < kernel; k++, row += row_words)
-            for (uint32_t j = 0; j < n; j++) f[at++] = row[src + j];
-        return f;
-    }
-    for (uint32_t i = 0; i < fw; i++) f[i] = 0; /* padding bits past the fan-in stay 0 */
-    if ((32u % cg) == 0u) { /* cg in {1, 2, 4, 8, 16}: fields never straddle a word */
-        const uint32_t mask = (1u << cg) - 1u, src = (g * cg) >> 5, sh = (g * cg) & 31u;
-        for (uint32_t k = 0, at = 0; k < kernel; k++, row += row_words, at += cg)
-            f[at >> 5] |= ((row[src] >> sh) & mask) << (at & 31u);
-        return f;
-    }
-    for (uint32_t k = 0, at = 0; k < kernel; k++, at += cg, row += row_words)
-        bk_bits_copy(f, at, row, g * cg, cg);
-    return f;
-}
-
-/* sum_i popcount(a[i] OP b[i]) over n words, out of line (one copy of the loop for the
- * paths that are not the hot loop of a common shape). */
-#if defined(__GNUC__)
-__attribute__((__noinline__))
-#endif
-static uint32_t pop_words(const uint32_t *a, const uint32_t *b, uint32_t n, int op) {
-    if (op == BK_POP_XOR) return bk_popcount_op_words(a, b, n, BK_POP_XOR);
-    return bk_popcount_op_words(a, op == BK_POP_A ? a : b, n, BK_POP_AND); /* a & a = a */
-}
-
-/* popcount(a OP b) over elements [lo, hi): whole words when the range starts on a word
- * and ends on one or at the fan-in end. */
-static inline uint32_t range_pop(const uint32_t *a, const uint32_t *b, uint32_t lo, uint32_t hi,
-                                 uint32_t fan_in, int op) {
-    if ((lo & 31u) == 0u && ((hi & 31u) == 0u || hi == fan_in))
-        return pop_words(a + (lo >> 5), b + (lo >> 5), BK_WORDS(hi) - (lo >> 5), op);
-    return bk_popcount_range(a, b, lo, hi, op);
-}
-
-
-/* One group's outputs when the whole fan-in is one range (wrap, or no saturation
- * possible): acc = wrap_N(exact sum), the wrap being the identity in the second case.
- * v = base + sign * 2 popcount: pm1 fan_in - 2 popcount(f XOR w), 01 2 popcount(f AND w)
- * - popcount(f). Fan-ins of at most 3 words (grouped layers) keep f in registers. */
-BK_INLINE void one_range_short(const uint32_t *f, const uint32_t *w, const uint32_t fw,
-                               uint32_t og, const int pm1, uint32_t base, uint32_t mask,
-                               uint32_t half, int32_t *acc) {
-    const bk_pop_masks_t mk = bk_pop_masks();
-    const uint32_t f0 = f[0], f1 = fw > 1u ? f[1] : 0u, f2 = fw > 2u ? f[2] : 0u;
-    const int op = pm1 ? BK_POP_XOR : BK_POP_AND;
-    for (uint32_t o = 0; o < og; o++, w += fw) {
-        const uint32_t a = bk_pop_op(f0, w[0], op);
-        const uint32_t b = fw > 1u ? bk_pop_op(f1, w[1], op) : 0u;
-        const uint32_t c = fw > 2u ? bk_pop_op(f2, w[2], op) : 0u;
-        const uint32_t d = bk_sum_bytes(bk_pop3_bytes(a, b, c, mk)) << 1;
-        acc[o] = bk_acc_wrap_lim(pm1 ? base - d : base + d, mask, half);
-    }
-}
-
-static void outputs_one_range(const uint32_t *f, const uint32_t *w, uint32_t fw, uint32_t og,
-                              uint32_t fan_in, int pm1, unsigned bits, int32_t *acc) {
-    const uint32_t mask = bk_acc_mask(bits), half = bk_acc_half(bits);
-    const uint32_t base = pm1 ? fan_in : 0u - pop_words(f, f, fw, BK_POP_A);
-    if (fw == 1u && pm1) one_range_short(f, w, 1u, og, 1, base, mask, half, acc);
-    else if (fw == 1u) one_range_short(f, w, 1u, og, 0, base, mask, half, acc);
-    else if (fw == 2u && pm1) one_range_short(f, w, 2u, og, 1, base, mask, half, acc);
-    else if (fw == 2u) one_range_short(f, w, 2u, og, 0, base, mask, half, acc);
-    else if (fw == 3u && pm1) one_range_short(f, w, 3u, og, 1, base, mask, half, acc);
-    else if (fw == 3u) one_range_short(f, w, 3u, og, 0, base, mask, half, acc);
-    else
-        for (uint32_t o = 0; o < og; o++, w += fw) {
-            const uint32_t d = pop_words(f, w, fw, pm1 ? BK_POP_XOR : BK_POP_AND) << 1;
-            acc[o] = bk_acc_wrap_lim(pm1 ? base - d : base + d, mask, half);
-        }
-}
-
-/* Saturating tiles of whole words (tile = 32 tw): the safe prefix (pw words) as one sum,
- * then each tile's exact partial p = c[r] - 2 d (pm1) or 2 d - c[r] (01) added with
- * saturation. A range ending at the fan-in end counts whole words (padding is 0). */
-BK_INLINE void word_tiles(const uint32_t *f, const uint32_t *w, uint32_t fw, uint32_t og,
-                          uint32_t pw, const uint32_t tw, const int pm1, const uint32_t *c,
-                          uint32_t prefix_c, int32_t lo_lim, int32_t hi_lim, int32_t *acc) {
-    const int op = pm1 ? BK_POP_XOR : BK_POP_AND;
-    const bk_pop_masks_t mk = bk_pop_masks();
-    for (uint32_t o = 0; o < og; o++, w += fw) {
-        int32_t s = 0;
-        if (pw) {
-            const int32_t d = (int32_t)pop_words(f, w, pw, op) << 1;
-            s = pm1 ? (int32_t)prefix_c - d : d - (int32_t)prefix_c;
-        }
-        for (uint32_t i = pw, r = 0; i < fw; i += tw, r++) {
-            uint32_t d;
-            if (tw == 1u) { /* one word: SWAR to bytes, then their sum */
-                const uint32_t n = bk_pop_nibbles(bk_pop_op(f[i], w[i], op), mk);
-                d = bk_sum_bytes((n + (n >> 4)) & mk.m4) << 1;
-            } else {
-                d = pop_words(f + i, w + i, fw - i < tw ? fw - i : tw, op) << 1;
-            }
-            s = bk_acc_sat_add_lim(s, pm1 ? (int32_t)c[r] - (int32_t)d : (int32_t)d - (int32_t)c[r],
-                                   lo_lim, hi_lim);
-        }
-        acc[o] = s;
-    }
-}
-
-static void outputs_word_tiles(const uint32_t *f, const uint32_t *w, uint32_t fw, uint32_t og,
-                               uint32_t safe, uint32_t tw, int pm1, const uint32_t *c,
-                               uint32_t prefix_c, int32_t lo_lim, int32_t hi_lim, int32_t *acc) {
-    const uint32_t pw = safe >> 5; /* safe is a multiple of the tile */
-    if (tw == 1u && pm1) word_tiles(f, w, fw, og, pw, 1u, 1, c, prefix_c, lo_lim, hi_lim, acc);
-    else if (tw == 1u) word_tiles(f, w, fw, og, pw, 1u, 0, c, prefix_c, lo_lim, hi_lim, acc);
-    else word_tiles(f, w, fw, og, pw, tw, pm1, c, prefix_c, lo_lim, hi_lim, acc);
-}
-
-static void col_step_acc(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32_t *acc,
-                         uint32_t *scratch);
-
-void bk_bconv_bin_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32_t *acc,
-                       uint32_t *scratch) {
-    if (bk_weights_by_column(L)) {
-        col_step_acc(L, x, t, acc, scratch);
-        return;
-    }
-    const uint32_t cg = (uint32_t)L->c_in / L->groups, og = (uint32_t)L->c_out / L->groups;
-    const uint32_t fan_in = (uint32_t)L->kernel * cg, fw = BK_WORDS(fan_in);
-    const uint32_t row_words = BK_WORDS(L->c_in);
-    const uint32_t *rows = x + (size_t)t * L->stride * row_words;
-    uint32_t *gathered = scratch, *ones = scratch + fw;
-    /* layer fields in locals: stores through acc may alias the uint8_t fields of *L */
-    const int pm1 = L->input == BK_IN_PM1;
-    const int op = pm1 ? BK_POP_XOR : BK_POP_AND;
-    const unsigned bits = L->acc_bits;
-    const uint32_t tile = L->tile, groups = L->groups;
-    const int32_t lo_lim = bk_acc_lo(bits), hi_lim = bk_acc_hi(bits);
-    const uint32_t safe = safe_elements(L, fan_in);
-    const uint32_t *weights = L->weights;
-    BK_COUNT(elements, (uint64_t)L->c_out * fan_in);
-    if (L->acc_mode == BK_ACC_WRAP) {
-        BK_COUNT(words, (uint64_t)L->c_out * fw);
-    } else {
-        BK_COUNT(words, (uint64_t)L->c_out * bk_tile_words(fan_in, tile));
-        BK_COUNT(sat_adds, (uint64_t)L->c_out * ((fan_in + tile - 1u) / tile));
-    }
-    for (uint32_t g = 0; g < groups; g++) {
-        const uint32_t *f = gather(L, rows, g, gathered);
-        const uint32_t *w = weights + (size_t)g * og * fw;
-        int32_t *a = acc + g * og;
-        if (safe == fan_in) {
-            outputs_one_range(f, w, fw, og, fan_in, pm1, bits, a);
-            continue;
-        }
-        /* per tile after the safe prefix, the constant c of its partial: 01 popcount(f)
-         * (p = 2 d - c), pm1 its length (p = c - 2 d) */
-        const uint32_t nr = (fan_in - safe + tile - 1u) / tile;
-        uint32_t prefix_c = safe;
-        if (!pm1 && safe) prefix_c = range_pop(f, f, 0, safe, fan_in, BK_POP_A);
-        for (uint32_t r = 0, lo = safe; r < nr; r++, lo += tile) {
-            const uint32_t hi = fan_in - lo < tile ? fan_in : lo + tile;
-            ones[r] = pm1 ? hi - lo : range_pop(f, f, lo, hi, fan_in, BK_POP_A);
-        }
-        if ((tile & 31u) == 0u) {
-            outputs_word_tiles(f, w, fw, og, safe, tile >> 5, pm1, ones, prefix_c, lo_lim,
-                               hi_lim, a);
-            continue;
-        }
-        for (uint32_t o = 0; o < og; o++, w += fw) {
-            int32_t s = 0;
-            if (safe) {
-                const int32_t d = (int32_t)range_pop(f, w, 0, safe, fan_in, op) << 1;
-                s = pm1 ? (int32_t)prefix_c - d : d - (int32_t)prefix_c;
-            }
-            for (uint32_t r = 0, lo = safe; r < nr; r++, lo += tile) {
-                const uint32_t hi = fan_in - lo < tile ? fan_in : lo + tile;
-                const int32_t d = (int32_t)range_pop(f, w, lo, hi, fan_in, op) << 1;
-                s = bk_acc_sat_add_lim(s, pm1 ? (int32_t)ones[r] - d : d - (int32_t)ones[r],
-                                       lo_lim, hi_lim);
-            }
-            a[o] = s;
-        }
-    }
-}
-
-/* ======================================================================================
- * Column layout: layers where bk_weights_by_column(L) holds (threshold output, binary
- * input, wrap or a fan-in that cannot saturate, 24 or more outputs per group).
- *
- * Weights are stored by column (bnn.h): for group g and fan-in element i, BK_WORDS(og)
- * words whose bit l of word j is the weight of output g * og + 32 j + l (unused lanes 0).
- * One 32-bit column word then holds element i's weight for 32 outputs ("lanes"), and the
- * outputs' counts are accumulated bit-sliced ("vertical counters"): plane b holds bit b
- * of every lane's count. Adding the columns of a list of elements to the planes with
- * carry-save adders (Harley-Seal: 16 columns through 15 CSAs into ones/twos/fours/eights,
- * the carry-out of weight 16 rippled into the higher planes) costs about 5 logic
- * operations per column and block of 32 outputs, where a row layout costs a popcount
- * per weight word and output.
- *
- *   01:  count c = sum over the elements with x = 1 of w (bit) = popcount(f AND w); only
- *        the set bits of f are listed (about half of them), K = popcount(f), and the
- *        exact sum is 2 c - K (see above).
- *   pm1: count c = agreements = sum_{x=1} w + sum_{x=0} (1 - w) = fan_in - popcount(f XOR w):
- *        every element is listed, the x = 0 columns complemented; K = fan_in, sum 2 c - K.
- * The lists hold byte offsets of the columns (uint16) and are built once per (t, g) for
- * all of the group's blocks. With the lanes' weight counts W = sum of all columns (made
- * by the first step of a layer call that needs them, col_one_range_bits), only the fewer
- * of the set and clear elements need counting: 01 c = W - (count over the clear ones)
- * when the input is dense, pm1 always the fewer. That bounds the work of a dense input.
- *
- * Output transform, bit-sliced too (32 outputs at once): V = (2 c - K) mod 2^N, read as a
- * signed N-bit number, is wrap_N of the exact sum (the exact sum itself when the layer
- * cannot saturate). The threshold rule (output_transform.c) per lane:
- *   flip = 0:  V >= thr     flip = 1:  V <= thr  <=>  not (V >= thr + 1)
- * with V in [lo, hi] = N-bit range: thresholds outside it give a constant bit (flip 0:
- * thr <= lo -> 1, thr > hi -> 0; flip 1: thr >= hi -> 1, thr < lo -> 0), and otherwise
- * the lane compares V >= T (T = thr or thr + 1, in range) and flips the result. Signed
- * N-bit order is the unsigned order of the values plus 2^(N-1) mod 2^N (the sign bit
- * inverted), so block_bits forms U = 2 c + (2^(N-1) - K) mod 2^N (the planes shifted by
- * one, plus a constant: a ripple carry over N planes) and V >= T exactly when U minus
- * (T with its top bit inverted) does not borrow. bk_bconv_bin_prepare turns thr and flip
- * into these T planes (top plane inverted) and masks once per layer call: per block N
- * planes, then the flip mask, the constant mask and the constant-one mask.
- * ====================================================================================== */
 
 /* carry-save adder: (h, l) = (majority, parity) of a, b, c; l may be a */
 #define CSA(h, l, a, b, c)                \
@@ -599,8 +351,8 @@ static void col_count_ops(const bk_layer_t *L, uint32_t fan_in) {
     (void)L, (void)fan_in;
 }
 
-static void col_step_acc(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32_t *acc,
-                         uint32_t *scratch) {
+void bk_bin_col_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32_t *acc,
+                     uint32_t *scratch) {
     const uint32_t cg = (uint32_t)L->c_in / L->groups, og = (uint32_t)L->c_out / L->groups;
     const uint32_t fan_in = (uint32_t)L->kernel * cg, nwo = BK_WORDS(og);
     const uint32_t *rows = x + (size_t)t * L->stride * BK_WORDS(L->c_in);
@@ -608,7 +360,7 @@ static void col_step_acc(const bk_layer_t *L, const uint32_t *x, uint32_t t, int
     col_count_ops(L, fan_in);
     for (uint32_t g = 0; g < L->groups; g++) {
         col_ctx_t c;
-        col_context(L, gather(L, rows, g, scratch), scratch, &c);
+        col_context(L, bk_bin_gather(L, rows, g, scratch), scratch, &c);
         const uint32_t *col = L->weights + (size_t)g * fan_in * nwo;
         for (uint32_t j = 0; j < nwo; j++) {
             uint32_t A[32];
@@ -763,7 +515,7 @@ void bk_bconv_bin_step_bits(const bk_layer_t *L, const uint32_t *x, uint32_t t, 
     BK_COUNT(thresholds, L->c_out);
     for (uint32_t g = 0; g < groups; g++) {
         col_ctx_t c;
-        col_context(L, gather(L, rows, g, scratch), scratch, &c);
+        col_context(L, bk_bin_gather(L, rows, g, scratch), scratch, &c);
         const uint32_t *col = weights + (size_t)g * fan_in * nwo;
         for (uint32_t j = 0; j < nwo; j++, pr += COL_PREP_WORDS(bits)) {
             uint32_t word;
