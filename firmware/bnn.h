@@ -150,6 +150,11 @@ uint32_t bk_model_work_words_needed(const bk_model_t *m);
 /* Scores [n_classes] of features [n_frames][n_mels]; returns the predicted class. */
 uint32_t bk_model_run(const bk_model_t *m, const int8_t *feats, int32_t *scores,
                       uint32_t *work);
+/* bk_model_run calling after_layer(i, ctx) when layer i is done (the firmware times the
+ * layers with it, firmware/app/kws.c); after_layer may be NULL. */
+typedef void (*bk_layer_done_fn)(uint32_t i, void *ctx);
+uint32_t bk_model_run_each(const bk_model_t *m, const int8_t *feats, int32_t *scores,
+                           uint32_t *work, bk_layer_done_fn after_layer, void *ctx);
 
 /* ---- operation counters (host library built with BK_COUNT_OPS=1 only) -------------
  * The operations the accelerator model counts (tools/bench/accelerator_model.py), counted where

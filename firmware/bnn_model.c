@@ -94,6 +94,11 @@ uint32_t bk_model_work_words_needed(const bk_model_t *m) {
 
 uint32_t bk_model_run(const bk_model_t *m, const int8_t *feats, int32_t *scores,
                       uint32_t *work) {
+    return bk_model_run_each(m, feats, scores, work, 0, 0);
+}
+
+uint32_t bk_model_run_each(const bk_model_t *m, const int8_t *feats, int32_t *scores,
+                           uint32_t *work, bk_layer_done_fn after_layer, void *ctx) {
     const uint32_t act = activation_words(m);
     uint32_t *buf[2] = {work, work + act};
     uint32_t *scratch = work + 2u * act;
@@ -104,6 +109,7 @@ uint32_t bk_model_run(const bk_model_t *m, const int8_t *feats, int32_t *scores,
         bk_layer_forward(L, in, t, buf[i & 1u], scratch);
         t = bk_layer_out_len(L, t);
         in = buf[i & 1u];
+        if (after_layer) after_layer(i, ctx);
     }
     const int32_t *last = (const int32_t *)in; /* [1][n_classes] scores */
     for (uint32_t c = 0; c < m->n_classes; c++) scores[c] = last[c];

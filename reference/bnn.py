@@ -243,6 +243,18 @@ class Layer:
         return self.kind == 1 or self.output == "threshold"
 
 
+def _detector(data, where):
+    """The DETC payload as {"thr", "smooth", "temp_shift", "refractory"}."""
+    o, s = where
+    if s < 6:
+        raise BlobError("model blob: DETC too short")
+    n, smooth, temp_shift, reserved, refractory = struct.unpack_from("<BBBBH", data, o)
+    if reserved != 0 or s != 6 + 2 * n or not 1 <= smooth <= 8 or temp_shift > 16:
+        raise BlobError("model blob: DETC is not a detector configuration")
+    thr = list(struct.unpack_from("<%dH" % n, data, o + 6))
+    return {"thr": thr, "smooth": smooth, "temp_shift": temp_shift, "refractory": refractory}
+
+
 class Model:
     """An integer model parsed from blob bytes."""
 
@@ -271,6 +283,11 @@ class Model:
                 raise BlobError("model blob: section %r past the end" % tag)
             sections.append((tag, off + 8, size))
             off += 8 + size + _pad4(size)
+        # an optional last DETC section: the default detector configuration
+        # (docs/FORMAT.md; generator/export/detector_config.py)
+        self.detector = None
+        if sections and sections[-1][0] == b"DETC":
+            self.detector = _detector(data, sections.pop()[1:])
         tags = [s[0] for s in sections]
         if len(tags) < 4 or tags[:3] != [b"MODL", b"FRNT", b"LABL"] or tags[-1] != b"META":
             raise BlobError("model blob: unexpected section order")
@@ -288,6 +305,8 @@ class Model:
             n = data[p]
             self.labels.append(str(data[p + 1 : p + 1 + n], "utf-8"))
             p += 1 + n
+        if self.detector is not None and len(self.detector["thr"]) != n_classes:
+            raise BlobError("model blob: DETC thresholds do not match the classes")
         if count != n_classes or n_layers != len(sections) - 4:
             raise BlobError("model blob: MODL counts do not match the sections")
         self.layers = []

@@ -24,14 +24,9 @@ void kws_default_config(kws_config_t *cfg) {
     memset(cfg, 0, sizeof(*cfg));
     cfg->stride = BK_APP_STRIDE;
     cfg->flags = BK_APP_SEND_RESULT | BK_APP_SEND_DETECTION;
-    cfg->det.n_classes = BK_MODEL_N_CLASSES;
-    cfg->det.smooth = 3;
-    cfg->det.temp_shift = 0;
-    cfg->det.refractory = 50; /* 1 s */
-    for (unsigned c = 0; c < BK_MODEL_N_CLASSES; c++) {
-        /* silence and unknown (labels starting with '_') never fire; keywords at 0.6 */
-        cfg->det.thr[c] = bk_model.labels[c][0] == '_' ? BK_DET_NEVER : 19661u;
-    }
+    /* the model's detector configuration: calibrated, or the defaults of
+     * generator/export/detector_config.py (written into model.c by emit_c.py) */
+    cfg->det = bk_model_detector;
 }
 
 int kws_set_config(const kws_config_t *cfg) {
@@ -52,31 +47,19 @@ void kws_reset(void) {
     bk_det_reset(&detector);
 }
 
-/* bk_model_run's layer loop (firmware/bnn_model.c: ping-pong activations, then scratch)
- * with a timer read between layers for STATS. */
+/* Per-layer timer reads for STATS, called by bk_model_run_each after each layer. */
+static uint32_t layer_t0;
+static void layer_done(uint32_t i, void *ctx) {
+    (void)ctx;
+    const uint32_t t1 = board_ticks();
+    timing.layer[i] = t1 - layer_t0;
+    layer_t0 = t1;
+}
+
+/* The library's model loop (firmware/bnn_model.c) on the window. */
 static void run_network(int32_t *scores) {
-    const bk_model_t *m = &bk_model;
-    uint32_t act = 0, t = m->n_frames;
-    for (uint32_t i = 0; i < m->n_layers; i++) {
-        t = bk_layer_out_len(&m->layers[i], t);
-        const uint32_t need = t * bk_layer_row_words(&m->layers[i]);
-        if (need > act) act = need;
-    }
-    uint32_t *buf[2] = {work.net, work.net + act};
-    uint32_t *scratch = work.net + 2u * act;
-    const void *in = window;
-    t = m->n_frames;
-    uint32_t t0 = board_ticks();
-    for (uint32_t i = 0; i < m->n_layers; i++) {
-        const bk_layer_t *L = &m->layers[i];
-        bk_layer_forward(L, in, t, buf[i & 1u], scratch);
-        t = bk_layer_out_len(L, t);
-        in = buf[i & 1u];
-        const uint32_t t1 = board_ticks();
-        timing.layer[i] = t1 - t0;
-        t0 = t1;
-    }
-    memcpy(scores, in, sizeof(int32_t) * m->n_classes);
+    layer_t0 = board_ticks();
+    bk_model_run_each(&bk_model, &window[0][0], scores, work.net, layer_done, 0);
 }
 
 /* A new feature row is in the last window row: run the network when it is due. */

@@ -8,6 +8,7 @@ MicroPython reader) implement it. In short, little-endian throughout::
             MODL (counts)  FRNT (the BKFE front-end section, as is)  LABL (labels)
             LAYR x n_layers (record, name, bit-packed weights, per-channel parameters)
             META (JSON object)
+            DETC (optional: the detector configuration, generator/export/detector_config.py)
 
 The model hash is the SHA-256 of the body (everything after the 16-byte header); it
 names the generated C, the build folders and the firmware's INFO answer.
@@ -27,6 +28,7 @@ import numpy as np
 
 from bnnkws.generator.base.errors import FormatError
 from bnnkws.generator.base.fileio import write_atomic
+from bnnkws.generator.export.detector_config import ConfigError, DetectorConfig
 from bnnkws.generator.frontend import FrontendParams
 from bnnkws.generator.integer.intmodel import (
     ConvLayer,
@@ -199,11 +201,24 @@ def to_bytes(model: IntegerModel) -> bytes:
         else:
             channels = shapes[i - 1][1] if i else n_mels
             body.append(_section(b"LAYR", _pool_payload(layer, channels)))
+    # meta["detector"] travels in its own section (DETC), not in META's JSON
+    detector = model.meta.get("detector")
+    plain = {k: v for k, v in model.meta.items() if k != "detector"}
     try:
-        meta = json.dumps(model.meta, sort_keys=True, separators=(",", ":"), default=_json_default)
+        meta = json.dumps(plain, sort_keys=True, separators=(",", ":"), default=_json_default)
     except (TypeError, ValueError) as exc:
         raise FormatError(f"meta: {exc}") from None
     body.append(_section(b"META", meta.encode("utf-8")))
+    if detector is not None:
+        try:
+            det = DetectorConfig.from_dict(detector)
+        except ConfigError as exc:
+            raise FormatError(f"meta: {exc}") from None
+        if det.n_classes != len(model.labels):
+            raise FormatError(
+                f"detector: {det.n_classes} thresholds for {len(model.labels)} labels"
+            )
+        body.append(_section(b"DETC", det.to_payload()))
     data = b"".join(body)
     return (
         HEADER.pack(MAGIC, VERSION, HEADER.size, HEADER.size + len(data), zlib.crc32(data)) + data
@@ -377,13 +392,16 @@ def from_bytes(data: bytes, where: str = "model blob") -> IntegerModel:
     data = bytes(data)
     info = check_header(data, where)
     tags = [s.tag for s in info.sections]
+    detc = info.sections[-1] if tags and tags[-1] == "DETC" else None
+    if detc is not None:
+        tags = tags[:-1]
     if (
         len(tags) < 4
         or tags[:3] != ["MODL", "FRNT", "LABL"]
         or tags[-1] != "META"
         or any(t != "LAYR" for t in tags[3:-1])
     ):
-        raise FormatError(f"{where}: sections {tags}, expected MODL FRNT LABL LAYR... META")
+        raise FormatError(f"{where}: sections {tags}, expected MODL FRNT LABL LAYR... META [DETC]")
     modl = info.sections[0]
     if modl.size != MODL.size:
         raise FormatError(f"{where}: MODL is {modl.size} bytes, expected {MODL.size}")
@@ -411,16 +429,28 @@ def from_bytes(data: bytes, where: str = "model blob") -> IntegerModel:
     if off != end:
         raise FormatError(f"{where}: LABL has {end - off} bytes after the last label")
     layers: list = []
-    for i, sec in enumerate(info.sections[3:-1]):
+    for i, sec in enumerate(info.sections[3 : len(tags) - 1]):
         layer, _ = _read_layer(data, sec, f"{where}: layer {i}")
         layers.append(layer)
-    meta_sec = info.sections[-1]
+    meta_sec = info.sections[len(tags) - 1]
     try:
         meta = json.loads(data[meta_sec.offset : meta_sec.offset + meta_sec.size].decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise FormatError(f"{where}: META is not a UTF-8 JSON object ({exc})") from None
     if not isinstance(meta, dict):
         raise FormatError(f"{where}: META is {type(meta).__name__}, expected a JSON object")
+    if "detector" in meta:
+        raise FormatError(f"{where}: META has a 'detector' key (it belongs in DETC)")
+    if detc is not None:
+        try:
+            det = DetectorConfig.from_payload(
+                data[detc.offset : detc.offset + detc.size], f"{where}: DETC"
+            )
+        except ConfigError as exc:
+            raise FormatError(str(exc)) from None
+        if det.n_classes != n_classes:
+            raise FormatError(f"{where}: DETC has {det.n_classes} thresholds, MODL {n_classes} classes")
+        meta["detector"] = det.to_dict()
     model = IntegerModel(
         frontend=frontend, labels=labels, n_frames=n_frames, layers=layers, meta=meta
     )

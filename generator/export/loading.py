@@ -39,10 +39,13 @@ def from_checkpoint(path: str | os.PathLike) -> LoadedModel:
     from bnnkws.generator.training.checkpoint import load_checkpoint
 
     torch_model, ckpt = load_checkpoint(path)
+    meta = {"checkpoint": Path(path).name, "metrics": ckpt.get("metrics", {})}
+    if "detector" in ckpt:  # calibrated: the blob's DETC section (detector_config.py)
+        det = dict(ckpt["detector"])
+        meta["calibration"] = det.pop("calibration", {})
+        meta["detector"] = {k: det[k] for k in ("thr", "smooth", "temp_shift", "refractory") if k in det}
     try:
-        im = to_integer_model(
-            torch_model, meta={"checkpoint": Path(path).name, "metrics": ckpt.get("metrics", {})}
-        )
+        im = to_integer_model(torch_model, meta=meta)
     except ValueError as exc:
         raise FormatError(f"{path}: {exc}") from None
     data = blobmod.to_bytes(im)

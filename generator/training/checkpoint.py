@@ -9,6 +9,10 @@ pickled code. Fields:
     state_dict  tensors                     labels      ["_silence_", "_unknown_", *keywords]
     frontend    FrontendParams.to_bytes()   accumulator binary-layer and first-layer widths, mode, tile
     metrics     accuracies, overflow, cost  train       command, seed, data, options, history
+    detector    (optional) calibrated detector configuration and how it was chosen:
+                {"thr", "smooth", "temp_shift", "refractory", "calibration": {...}}
+                (generator/export/detector_config.py; written by `bnnkws bench streaming
+                --calibrate` through :func:`set_detector`)
 
 A file that is not a zip/pickle torch file, is truncated, or holds something else
 raises FormatError naming the file.
@@ -45,6 +49,7 @@ def save_checkpoint(
     frontend: FrontendParams | None = None,
     metrics: dict | None = None,
     train: dict | None = None,
+    detector: dict | None = None,
 ) -> None:
     """Write ``model`` and its metadata to ``path`` atomically (temporary file, then rename)."""
     frontend = frontend or default_params()
@@ -66,6 +71,8 @@ def save_checkpoint(
         "metrics": _plain(metrics or {}),
         "train": _plain(train or {}),
     }
+    if detector is not None:
+        data["detector"] = _plain(detector)
     buf = io.BytesIO()
     torch.save(data, buf)
     write_atomic(path, buf.getvalue())
@@ -81,6 +88,19 @@ def _plain(obj: Any) -> Any:
         return str(o)
 
     return json.loads(json.dumps(obj, default=default))
+
+
+def set_detector(path: str | os.PathLike, detector: dict | None) -> None:
+    """Store (or with None remove) the calibrated detector configuration of a checkpoint,
+    everything else unchanged; written atomically."""
+    data = read_checkpoint(path)
+    if detector is None:
+        data.pop("detector", None)
+    else:
+        data["detector"] = _plain(detector)
+    buf = io.BytesIO()
+    torch.save(data, buf)
+    write_atomic(path, buf.getvalue())
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
@@ -105,6 +125,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         raise FormatError(f"{p}: field labels is not a list of strings")
     if not isinstance(data["frontend"], bytes):
         raise FormatError(f"{p}: field frontend is not bytes")
+    if "detector" in data and not isinstance(data["detector"], dict):
+        raise FormatError(f"{p}: field detector is not a dict")
     return data
 
 

@@ -10,19 +10,27 @@ Per inference window of int32 scores (rule derived in firmware/detector.h):
    history is then cleared.
 
 Used host-side by ``bnnkws stream`` (on RESULT scores when the detector runs on the
-host) and by the tests, which compare it with the C detector through cffi.
+host), by ``bnnkws bench streaming`` and calibration (tools/bench/streaming.py), and by
+the tests, which compare it with the C detector through cffi. The configuration and its
+defaults are generator/export/detector_config.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bnnkws.generator.base.errors import BnnkwsError
-
-MAX_CLASSES = 16
-MAX_SMOOTH = 8
-MAX_TEMP_SHIFT = 16
-NEVER = 0xFFFF  # threshold that never fires
+from bnnkws.generator.export.detector_config import (  # noqa: F401 (re-exported)
+    DEFAULT_REFRACTORY_MS,
+    DEFAULT_SMOOTH,
+    DEFAULT_TEMP_SHIFT,
+    DEFAULT_THRESHOLD,
+    MAX_CLASSES,
+    MAX_SMOOTH,
+    MAX_TEMP_SHIFT,
+    NEVER,
+    ConfigError,
+    DetectorConfig,
+)
 
 # round(2^15 * 2^(-k/64)), k = 0..63: identical to EXP2_NEG_Q15 in firmware/detector.c
 EXP2_NEG_Q15 = (
@@ -93,54 +101,6 @@ EXP2_NEG_Q15 = (
 )
 
 
-class ConfigError(BnnkwsError):
-    """A detector setting is out of range."""
-
-
-@dataclass(frozen=True)
-class DetectorConfig:
-    """bk_det_config_t. thr: Q15 per class (NEVER for silence/unknown)."""
-
-    thr: tuple[int, ...]
-    smooth: int = 3
-    temp_shift: int = 0
-    refractory: int = 50  # frames: 50 x 20 ms = 1 s
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.thr)
-
-    def check(self) -> None:
-        """Raise ConfigError naming the field, as bk_det_config_check refuses it."""
-        if not 1 <= self.n_classes <= MAX_CLASSES:
-            raise ConfigError(f"detector: {self.n_classes} classes, expected 1..{MAX_CLASSES}")
-        if not 1 <= self.smooth <= MAX_SMOOTH:
-            raise ConfigError(f"detector: smooth {self.smooth}, expected 1..{MAX_SMOOTH}")
-        if not 0 <= self.temp_shift <= MAX_TEMP_SHIFT:
-            raise ConfigError(
-                f"detector: temp_shift {self.temp_shift}, expected 0..{MAX_TEMP_SHIFT}"
-            )
-        if not 0 <= self.refractory <= 0xFFFF:
-            raise ConfigError(f"detector: refractory {self.refractory} frames, expected 0..65535")
-        for c, t in enumerate(self.thr):
-            if not 0 <= t <= 0xFFFF:
-                raise ConfigError(f"detector: threshold {t} for class {c}, expected 0..65535 (Q15)")
-
-    @classmethod
-    def for_labels(
-        cls,
-        labels: list[str] | tuple[str, ...],
-        threshold: float = 0.6,
-        smooth: int = 3,
-        temp_shift: int = 0,
-        refractory: int = 50,
-    ) -> DetectorConfig:
-        """Same threshold for every keyword; labels starting with '_' (silence, unknown) never fire."""
-        q = min(32768, max(0, round(threshold * 32768)))
-        thr = tuple(NEVER if lab.startswith("_") else q for lab in labels)
-        return cls(thr, smooth, temp_shift, refractory)
-
-
 @dataclass(frozen=True)
 class Detection:
     frame: int  # last feature frame of the window that fired
@@ -189,7 +149,12 @@ class Detector:
         cfg = self.config
         if len(scores) != cfg.n_classes:
             raise ValueError(f"{len(scores)} scores, detector configured for {cfg.n_classes}")
-        post = posteriors(scores, cfg.temp_shift)
+        return self.push_posteriors(posteriors(scores, cfg.temp_shift), frame)
+
+    def push_posteriors(self, post: list[int] | tuple[int, ...], frame: int) -> Detection | None:
+        """Steps 2 and 3 on one window's Q15 posteriors (step 1 done by the caller, e.g.
+        once for many threshold settings: posteriors do not depend on thresholds)."""
+        cfg = self.config
         slot = self._hist[self._pos]
         for c, p in enumerate(post):
             self._sums[c] += p - slot[c]

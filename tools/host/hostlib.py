@@ -97,11 +97,26 @@ uint32_t bk_model_run(const bk_model_t *m, const int8_t *feats, int32_t *scores,
                       uint32_t *work);
 """
 
+# firmware/detector.h (keep in step with it; tests/device/test_detector.py checks the sizes)
+DET_CDEF = """
+typedef struct { uint8_t n_classes; uint8_t smooth; uint8_t temp_shift; uint8_t pad;
+                 uint16_t refractory; uint16_t thr[16]; } bk_det_config_t;
+typedef struct { uint32_t frame; uint8_t label; uint16_t posterior; } bk_detection_t;
+typedef struct { bk_det_config_t cfg; uint16_t hist[8][16]; uint32_t sums[16];
+                 uint8_t pos; uint8_t held; uint8_t have_last; uint32_t last_frame; } bk_det_t;
+int bk_det_config_check(const bk_det_config_t *cfg);
+void bk_det_init(bk_det_t *d, const bk_det_config_t *cfg);
+void bk_det_reset(bk_det_t *d);
+void bk_det_posteriors(const int32_t *scores, unsigned n, unsigned temp_shift, uint16_t *post);
+int bk_det_push(bk_det_t *d, const int32_t *scores, uint32_t frame, bk_detection_t *out);
+"""
+
 # what a generated model adds (generated model.h; declared without const: cffi's ABI
 # mode reads a const global as a constant)
 MODEL_CDEF = """
 extern bk_model_t bk_model;
 extern bk_fe_params_t bk_model_frontend;
+extern bk_det_config_t bk_model_detector;
 """
 
 # operation counters of a count_ops library (firmware/bnn.h, BK_COUNT_OPS)
@@ -117,6 +132,7 @@ OP_COUNTS = ("elements", "words", "sat_adds", "thresholds", "shiftbns", "pool_or
 ffi = FFI()
 ffi.cdef(CDEF)
 ffi.cdef(BNN_CDEF)
+ffi.cdef(DET_CDEF)
 ffi.cdef(MODEL_CDEF)  # ABI mode resolves globals on access: harmless for the kernels-only library
 ffi.cdef(COUNT_CDEF)  # likewise: only a count_ops library defines bk_op_counts
 
@@ -261,6 +277,31 @@ class CFrontend:
         return np.stack(rows)
 
 
+class CDetector:
+    """firmware/detector.c through cffi: push int32 scores, get (frame, label, posterior)."""
+
+    def __init__(self, config, lib: object | None = None) -> None:
+        self.lib = lib or load()
+        c = ffi.new("bk_det_config_t *")
+        c.n_classes, c.smooth = config.n_classes, config.smooth
+        c.temp_shift, c.refractory = config.temp_shift, config.refractory
+        for i, t in enumerate(config.thr):
+            c.thr[i] = t
+        if self.lib.bk_det_config_check(c):
+            raise ValueError("bk_det_config_check refused the configuration")
+        self.d = ffi.new("bk_det_t *")
+        self.lib.bk_det_init(self.d, c)
+        self._out = ffi.new("bk_detection_t *")
+        self._scores = ffi.new("int32_t[]", config.n_classes)
+
+    def push(self, scores, frame: int) -> tuple[int, int, int] | None:
+        for i, s in enumerate(scores):
+            self._scores[i] = int(s)
+        if not self.lib.bk_det_push(self.d, self._scores, frame, self._out):
+            return None
+        return int(self._out.frame), int(self._out.label), int(self._out.posterior)
+
+
 # --------------------------------------------------------------------------------------
 # BNN kernels
 # --------------------------------------------------------------------------------------
@@ -384,6 +425,22 @@ class CNet:
     @property
     def hash(self) -> str:
         return ffi.string(self.m.hash).decode() if self.m.hash != ffi.NULL else ""
+
+    def detector_config(self):
+        """The generated model's default detector configuration (bk_model_detector) as a
+        DetectorConfig; only for a library built from a generated model."""
+        from bnnkws.generator.export.detector_config import DetectorConfig
+
+        try:
+            c = ffi.addressof(self.lib, "bk_model_detector")
+        except AttributeError:
+            raise BuildError("this library has no generated model (bk_model_detector)") from None
+        return DetectorConfig(
+            tuple(int(c.thr[i]) for i in range(int(c.n_classes))),
+            int(c.smooth),
+            int(c.temp_shift),
+            int(c.refractory),
+        )
 
     @property
     def work_words(self) -> int:
