@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bnnkws.generator.base.errors import FormatError
+from bnnkws.generator.base.errors import BnnkwsError, FormatError
 from bnnkws.generator.base.fileio import write_atomic
 from bnnkws.generator.export.loading import BLOB_NAME, describe, from_checkpoint
 from bnnkws.generator.integer.certificate import format_certificate, model_certificate
@@ -25,7 +25,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(docs/FORMAT.md) and print its accumulator certificate.",
     )
     p.add_argument("checkpoint", type=Path, help="checkpoint written by bnnkws train")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--out", type=Path, help="output folder of the blob and its certificate")
+    p.add_argument(
+        "--c-library",
+        type=Path,
+        metavar="DIR",
+        help="also (or only) write a self-contained C library of the model into DIR "
+        "(generator/codegen/c_library.py: sources, Makefile, CMakeLists.txt, example, README)",
+    )
     p.set_defaults(func=_export)
     q = subparsers.add_parser(
         "inspect",
@@ -37,11 +44,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.out is None and args.c_library is None:
+        raise BnnkwsError("nothing to write: give --out DIR (the blob) and/or --c-library DIR")
     loaded = from_checkpoint(args.checkpoint)
-    path = write_atomic(args.out / BLOB_NAME, loaded.blob)
     cert = format_certificate(model_certificate(loaded.model))
-    write_atomic(args.out / "certificate.txt", cert + "\n")
-    print(f"{args.checkpoint} -> {path}: {len(loaded.blob)} bytes, model {loaded.hash}")
+    if args.out is not None:
+        path = write_atomic(args.out / BLOB_NAME, loaded.blob)
+        write_atomic(args.out / "certificate.txt", cert + "\n")
+        print(f"{args.checkpoint} -> {path}: {len(loaded.blob)} bytes, model {loaded.hash}")
+    if args.c_library is not None:
+        from bnnkws.generator.codegen.c_library import write_c_library
+
+        lib = write_c_library(loaded.model, args.c_library, loaded.blob)
+        print(
+            f"{args.checkpoint} -> {lib}: C library of model {loaded.hash} (see {lib / 'README.md'})"
+        )
     print(cert)
     return 0
 
