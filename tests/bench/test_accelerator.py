@@ -250,7 +250,9 @@ def test_mac_machine_hand_computed():
     assert lc.compute_cycles == 40 and lc.output_cycles == 4
     assert lc.weight_bits == 640 * 8 and lc.param_bits == 10 * (32 + 16 + 5)
     cost = acc.mac_model_cost([layer], 64, cfg)
-    assert cost.bitops == lc.bitops and cost.cycles == lc.cycles
+    extra = cost.hw.output_extra_cycles  # requantisation slower than the clock: multicycle
+    assert cost.bitops == lc.bitops
+    assert cost.cycles == lc.cycles + extra and cost.total("output_cycles") == 4 + extra
 
 
 def test_bad_config_is_rejected():
@@ -260,6 +262,86 @@ def test_bad_config_is_rejected():
         acc.AcceleratorConfig(acc_bits=64)
     with pytest.raises(ValueError, match="output_units"):
         acc.AcceleratorConfig(output_units=0)
+
+
+# --------------------------------------------------------------------------------------
+# Hardware (v2): area, critical path, clock
+# --------------------------------------------------------------------------------------
+LIB = acc.CellLibrary()
+
+
+def test_adders_hand_computed():
+    assert acc.adder_area(8, "ripple", LIB) == 8 * LIB.fa
+    assert acc.adder_delay(8, "ripple", LIB) == 7 * LIB.d_fa_carry + LIB.d_fa_sum
+    # Sklansky: p/g (XOR + AND) and a sum XOR per bit, 3 levels of 4 carry cells
+    assert acc.adder_area(8, "prefix", LIB) == 8 * (2 * LIB.xor2 + LIB.and2) + 3 * 4 * LIB.ao21
+    assert acc.adder_delay(8, "prefix", LIB) == 2 * LIB.d_xor + 3 * LIB.d_ao21
+    assert acc.adder_delay(32, "ripple", LIB) > 3 * acc.adder_delay(8, "ripple", LIB)
+    assert acc.adder_delay(32, "prefix", LIB) - acc.adder_delay(8, "prefix", LIB) == 2 * LIB.d_ao21
+
+
+@pytest.mark.parametrize(
+    ("heights", "expected"),
+    [
+        ([3], (1, 0, 1, 0)),  # one full adder: sum and carry, one bit each column
+        ([2], (0, 0, 0, 1)),  # already two rows: a 1-bit final adder
+        ([4], (1, 0, 1, 2)),  # FA + a passing bit -> columns (2, 1)
+        ([6], (2, 0, 1, 2)),  # 2 FAs -> columns (2, 2): a 2-bit final adder
+    ],
+)
+def test_compressor_tree_hand_computed(heights, expected):
+    fas, has, stages, width = acc.compress(heights)
+    assert (fas, has, stages, width) == expected
+
+
+def test_popcount_tree_counts_every_input():
+    # every adder removes at most one bit: w inputs down to bits(w) outputs
+    for w in (7, 16, 32, 64):
+        fas, has, stages, width = acc.compress([w])
+        assert fas + has >= w - w.bit_length()
+        assert stages <= 2 * w.bit_length()
+
+
+def test_narrow_accumulator_shrinks_area_and_ripple_carry_chain():
+    model = _model(8, "wrap", tile=32)
+    cfg = acc.AcceleratorConfig()
+    ours = acc.model_cost(model, cfg).hw
+    wide = acc.model_cost(model, replace(cfg, acc_bits=32)).hw
+    assert ours.acc_width == 16 and wide.acc_width == 32  # the int8 layer's 16 bits
+    # 16 PEs, each an N-bit ripple adder and an N-bit register
+    assert ours.area["accumulator"] == 16 * 16 * (LIB.fa + LIB.dff)
+    assert wide.area["accumulator"] == 16 * 32 * (LIB.fa + LIB.dff)
+    assert ours.stages["accumulate"] < wide.stages["accumulate"]
+    assert ours.fmax_mhz >= wide.fmax_mhz
+    # a prefix adder makes the carry chain short: the popcount tree sets the clock
+    pre = acc.model_cost(model, replace(cfg, adder="prefix")).hw
+    assert pre.critical_stage == "popcount"
+    # the standard-BN multiplier is a multicycle path, not the clock
+    base = acc.model_cost(model, acc.baseline_config(cfg))
+    assert base.hw.stages["output unit"] > base.hw.period_gates
+    assert base.hw.output_extra_cycles >= 1
+    assert base.total("output_cycles") > acc.model_cost(model, replace(cfg, acc_bits=32)).total(
+        "output_cycles"
+    )
+
+
+def test_latency_is_cycles_over_fmax_and_energy_counts_busy_units():
+    model = _model(8, "wrap", tile=32)
+    cost = acc.model_cost(model)
+    assert cost.latency_us() == pytest.approx(cost.cycles / cost.hw.fmax_mhz)
+    hw = cost.hw
+    assert cost.energy_logic == pytest.approx(
+        cost.total("lane_steps") * hw.pe.total
+        + cost.total("unit_busy") * hw.output.total
+        + cost.total("compute_cycles") * hw.shared.total
+    )
+    small = acc.model_cost(model, replace(acc.AcceleratorConfig(), lib=replace(LIB, fa=4.5)))
+    assert small.hw.compute_ge < hw.compute_ge  # the library is configurable
+
+
+def test_bad_adder_is_rejected():
+    with pytest.raises(ValueError, match="adder"):
+        acc.AcceleratorConfig(adder="carry-skip")
 
 
 # --------------------------------------------------------------------------------------

@@ -63,6 +63,46 @@ INT8_BITS = 8  # weights and activations of the int8 MAC machine
 MAC_ACC_BITS = 32
 
 
+# --------------------------------------------------------------------------------------
+# Hardware: area in gate equivalents, critical path, clock, latency, energy proxy (v2)
+# --------------------------------------------------------------------------------------
+ADDERS = ("ripple", "prefix")
+
+
+@dataclass(frozen=True)
+class CellLibrary:
+    """Area of each cell in gate equivalents (GE; 1 GE = one two-input NAND) and its delay
+    in gate delays (1 = one NAND2 delay at a fan-out of about 4).
+
+    Defaults (fixed before any model was costed) follow the transistor-count rule: GE =
+    static-CMOS transistors / 4, with the textbook transistor counts of Weste & Harris,
+    "CMOS VLSI Design" (4th ed., ch. 9-11): NAND2 4T; AND2/OR2 6T (1.5 GE); XOR2/XNOR2
+    12T with the input inverters (3 GE); MUX2 12T (3 GE); the 28-transistor mirror full
+    adder (7 GE, the top of the usual 4.5-7 GE range); a half adder as XOR2 + AND2 (4.5 GE);
+    a static master-slave D flip-flop 24T (6 GE). Delays: AND/OR 2 (NAND + inverter), XOR 2,
+    MUX 2, full adder carry-in to carry-out 2 and inputs to sum 4 (two XOR levels), a
+    flip-flop's clock-to-output plus setup 6. ``gate_ps`` only scales the clock; every
+    comparison here is a ratio of two designs under the same library.
+    """
+
+    and2: float = 1.5
+    or2: float = 1.5
+    xor2: float = 3.0  # XOR2 and XNOR2
+    mux2: float = 3.0
+    ha: float = 4.5
+    fa: float = 7.0
+    dff: float = 6.0
+    ao21: float = 2.0  # prefix-adder carry cell (AOI21 6T + inverter 2T)
+    d_and: float = 2.0
+    d_xor: float = 2.0
+    d_mux: float = 2.0
+    d_fa_carry: float = 2.0
+    d_fa_sum: float = 4.0
+    d_ao21: float = 2.0
+    d_dff: float = 6.0
+    gate_ps: float = 25.0  # one gate delay in picoseconds (about a 40-65 nm process)
+
+
 @dataclass(frozen=True)
 class AcceleratorConfig:
     """Hardware parameters. Widths in bits, latencies in cycles."""
@@ -77,7 +117,10 @@ class AcceleratorConfig:
     acc_bits: int | None = None  # override every layer's accumulator width (baselines)
     overlap_output: bool = False  # output unit runs while the PE accumulates the next step
     output_units: int | None = None  # output units shared by the array (None: one per PE)
-    clock_mhz: float = 100.0
+    clock_mhz: float = 100.0  # v1 nominal clock; v2 latencies use the modelled fmax
+    adder: str = "ripple"  # carry-propagate adders: ripple | prefix (Sklansky)
+    pipeline: bool = True  # a register between popcount and accumulator
+    lib: CellLibrary = field(default_factory=lambda: CellLibrary())
 
     def __post_init__(self) -> None:
         if self.bn_unit not in BN_UNITS:
@@ -86,6 +129,8 @@ class AcceleratorConfig:
             raise ValueError("pe_rows, lane, mem_width and mult_cycles must be >= 1")
         if self.acc_bits is not None and not 4 <= self.acc_bits <= 32:
             raise ValueError(f"acc_bits {self.acc_bits} outside 4..32")
+        if self.adder not in ADDERS:
+            raise ValueError(f"adder {self.adder!r}, expected one of {ADDERS}")
         if self.output_units is not None and self.output_units < 1:
             raise ValueError(f"output_units {self.output_units} must be >= 1")
 
@@ -168,6 +213,8 @@ class LayerCost:
     param_accesses: int = 0  # memory words of weights and parameters fetched
     act_accesses: int = 0  # memory words of activations read and written
     out_bits: int = 0  # bits of this layer's output activation (its buffer)
+    pe_busy: int = 0  # PE-cycles of work (lane steps; MACs and additions on the int8 machine)
+    unit_busy: int = 0  # output-unit cycles of work (outputs x cycles per output)
 
     @property
     def cycles(self) -> int:
@@ -213,8 +260,9 @@ def _block_groups(layer: ConvLayer, pe_rows: int) -> int:
     return total
 
 
-def conv_cost(layer: ConvLayer, t_in: int, cfg: AcceleratorConfig) -> LayerCost:
-    """Cost of one binary-weight conv layer with `t_in` input time steps."""
+def conv_cost(layer: ConvLayer, t_in: int, cfg: AcceleratorConfig, out_extra: int = 0) -> LayerCost:
+    """Cost of one binary-weight conv layer with `t_in` input time steps; `out_extra`
+    cycles are added per output when the output unit is slower than the clock."""
     n = cfg.acc_bits or layer.acc_bits
     lane = cfg.lane
     planes = INT8_BITS if layer.input == "int8" else 1
@@ -238,6 +286,7 @@ def conv_cost(layer: ConvLayer, t_in: int, cfg: AcceleratorConfig) -> LayerCost:
             k = w * planes
             acc_per_out += 2 * n + (k * _bits_for(vmax * r) if k > 1 else 0)
     unit, out_ops, out_cyc, par_bits = output_unit(layer, cfg, n)
+    out_cyc += out_extra
     blocks = math.ceil(layer.c_out / cfg.pe_rows)
     per_step_out = math.ceil(min(cfg.pe_rows, layer.c_out) / cfg.units) * out_cyc
     if cfg.overlap_output:
@@ -264,6 +313,8 @@ def conv_cost(layer: ConvLayer, t_in: int, cfg: AcceleratorConfig) -> LayerCost:
         compute_cycles=blocks * t_out * steps,
         output_cycles=output_cycles,
         fetch_cycles=fetch,
+        pe_busy=outputs * steps,
+        unit_busy=outputs * out_cyc,
         bitops_products=outputs * layer.fan_in * planes,
         bitops_popcount=outputs * planes * (tree + words * correction) + shared_trees,
         bitops_accumulate=outputs * acc_per_out,
@@ -302,6 +353,7 @@ class ModelCost:
     input_bits: int  # the features (int8 [T][F])
     register_bits: int = 0  # accumulator registers of the array
     meta: dict = field(default_factory=dict)
+    hw: Hardware | None = None  # the array's area and clock (v2)
 
     def total(self, attr: str) -> int:
         return sum(getattr(layer, attr) for layer in self.layers)
@@ -331,7 +383,27 @@ class ModelCost:
         return self.total("mem_accesses")
 
     def latency_us(self) -> float:
-        return self.cycles / self.config.clock_mhz
+        """Cycles at the array's modelled fmax (without hardware: at ``clock_mhz``)."""
+        return self.cycles / (self.hw.fmax_mhz if self.hw else self.config.clock_mhz)
+
+    @property
+    def energy_logic(self) -> float:
+        """Energy proxy of the logic: GE x cycles of the units that work (idle PEs and
+        output units clock-gated): PE-cycles x PE area + unit-cycles x output-unit area +
+        shared trees x the cycles of the layers that use them."""
+        if self.hw is None:
+            return 0.0
+        hw = self.hw
+        return (
+            self.total("pe_busy") * hw.pe.total
+            + self.total("unit_busy") * hw.output.total
+            + self.total("compute_cycles") * hw.shared.total
+        )
+
+    @property
+    def mem_bits_moved(self) -> int:
+        """Energy proxy of the memory: bits read and written (accesses x access width)."""
+        return self.mem_accesses * self.config.mem_width
 
     def summary(self) -> dict:
         return {
@@ -349,25 +421,33 @@ class ModelCost:
             "register_bits": self.register_bits,
             "mem_accesses": self.mem_accesses,
             "latency_us": self.latency_us(),
+            "energy_logic": self.energy_logic,
+            "mem_bits_moved": self.mem_bits_moved,
+            "hardware": self.hw.summary() if self.hw else None,
         }
 
 
 def model_cost(model: IntegerModel, cfg: AcceleratorConfig | None = None) -> ModelCost:
     """Per-layer and total cost of running `model` once (one window) on the BNN machine."""
     cfg = cfg or AcceleratorConfig()
+    hw = bnn_hardware(model, cfg)
     t, c = model.n_frames, model.frontend.n_mels
     layers: list[LayerCost] = []
     widest = 0
     for layer in model.layers:
         if isinstance(layer, ConvLayer):
-            layers.append(conv_cost(layer, t, cfg))
+            layers.append(conv_cost(layer, t, cfg, hw.output_extra_cycles))
             widest = max(widest, cfg.acc_bits or layer.acc_bits)
             c = layer.c_out
         else:
             layers.append(pool_cost(layer, t, c, cfg))
         t = layer.out_len(t)
     return ModelCost(
-        cfg, layers, model.n_frames * model.frontend.n_mels * INT8_BITS, cfg.pe_rows * widest
+        cfg,
+        layers,
+        model.n_frames * model.frontend.n_mels * INT8_BITS,
+        cfg.pe_rows * widest,
+        hw=hw,
     )
 
 
@@ -395,12 +475,13 @@ class MacLayer:
     out_values: int = 0
 
 
-def mac_layer_cost(layer: MacLayer, cfg: AcceleratorConfig) -> LayerCost:
+def mac_layer_cost(layer: MacLayer, cfg: AcceleratorConfig, out_extra: int = 0) -> LayerCost:
     units = cfg.pe_rows
     g = cfg.gamma_bits
     acc = MAC_ACC_BITS
     requant_ops = acc * g + 2 * acc + g
-    per_round = math.ceil(min(units, max(layer.outputs, 1)) / cfg.units) * cfg.mult_cycles
+    out_cyc = cfg.mult_cycles + out_extra
+    per_round = math.ceil(min(units, max(layer.outputs, 1)) / cfg.units) * out_cyc
     rounds = math.ceil(layer.outputs / units)
     compute = math.ceil(layer.macs / units)
     if cfg.overlap_output and rounds:
@@ -425,6 +506,8 @@ def mac_layer_cost(layer: MacLayer, cfg: AcceleratorConfig) -> LayerCost:
         output_cycles=output_cycles,
         fetch_cycles=fetch,
         other_cycles=math.ceil(layer.adds / units),
+        pe_busy=layer.macs + layer.adds,
+        unit_busy=layer.outputs * out_cyc,
         bitops_products=layer.macs * INT8_BITS * INT8_BITS,
         bitops_accumulate=layer.macs * acc,
         bitops_output=layer.outputs * requant_ops,
@@ -444,9 +527,312 @@ def mac_model_cost(
     accumulators, requantisation by the ``gamma_bits`` multiplier); the BNN-specific
     fields of `cfg` (lane, bn_unit, acc_bits) do not apply."""
     cfg = cfg or AcceleratorConfig()
+    hw = mac_hardware(layers, cfg)
     return ModelCost(
         cfg,
-        [mac_layer_cost(m, cfg) for m in layers],
+        [mac_layer_cost(m, cfg, hw.output_extra_cycles) for m in layers],
         input_values * INT8_BITS,
         cfg.pe_rows * MAC_ACC_BITS,
+        hw=hw,
+    )
+
+
+def adder_area(bits: int, style: str, lib: CellLibrary) -> float:
+    """A two-operand `bits`-wide carry-propagate adder: ripple = one full adder per bit;
+    prefix (Sklansky) = propagate/generate per bit (XOR2 + AND2), bits/2 carry cells per
+    level over ceil(log2 bits) levels, and a sum XOR per bit."""
+    if bits <= 0:
+        return 0.0
+    if style == "ripple":
+        return bits * lib.fa
+    levels = math.ceil(math.log2(bits)) if bits > 1 else 0
+    return bits * (lib.xor2 + lib.and2) + levels * (bits / 2) * lib.ao21 + bits * lib.xor2
+
+
+def adder_delay(bits: int, style: str, lib: CellLibrary) -> float:
+    """Worst-case delay of that adder: ripple = carry through every bit plus the last sum;
+    prefix = propagate/generate, ceil(log2 bits) carry levels, sum XOR."""
+    if bits <= 0:
+        return 0.0
+    if style == "ripple":
+        return (bits - 1) * lib.d_fa_carry + lib.d_fa_sum
+    levels = math.ceil(math.log2(bits)) if bits > 1 else 0
+    return lib.d_xor + levels * lib.d_ao21 + lib.d_xor
+
+
+def compress(heights: list[int]) -> tuple[int, int, int, int]:
+    """Wallace reduction of bit columns (heights[i] bits of weight 2^i) to two rows:
+    (full adders, half adders, stages, width of the final two-row adder). Each stage puts
+    every three bits of a column into a full adder and a remaining pair into a half adder
+    (only while the column is above two)."""
+    h = list(heights)
+    fas = has = stages = 0
+    while any(x > 2 for x in h):
+        nxt = [0] * (len(h) + 1)
+        for i, x in enumerate(h):
+            f, r = divmod(x, 3)
+            half = 1 if r == 2 else 0
+            fas, has = fas + f, has + half
+            nxt[i] += f + half + (r - 2 * half)
+            nxt[i + 1] += f + half
+        while nxt and nxt[-1] == 0:
+            nxt.pop()
+        h = nxt
+        stages += 1
+    two = [i for i, x in enumerate(h) if x == 2]
+    width = (len(h) - two[0]) if two else 0
+    return fas, has, stages, width
+
+
+def popcount_hw(width: int, style: str, lib: CellLibrary) -> tuple[float, float, int]:
+    """(area GE, delay, output bits) of a popcount of `width` one-bit inputs: a compressor
+    tree of full and half adders, then a carry-propagate adder over the two rows."""
+    out = max(1, width).bit_length()
+    if width <= 1:
+        return 0.0, 0.0, out
+    fas, has, stages, cpa = compress([width])
+    return (
+        fas * lib.fa + has * lib.ha + adder_area(cpa, style, lib),
+        stages * lib.d_fa_sum + adder_delay(cpa, style, lib),
+        out,
+    )
+
+
+def multiplier_hw(a: int, b: int, style: str, lib: CellLibrary) -> tuple[float, float]:
+    """(area, delay) of an a x b array of AND partial products reduced by a Wallace tree
+    and a final carry-propagate adder (signed forms add only inverters: not counted)."""
+    heights = [min(i + 1, a, b, a + b - 1 - i) for i in range(a + b - 1)]
+    fas, has, stages, cpa = compress(heights)
+    area = a * b * lib.and2 + fas * lib.fa + has * lib.ha + adder_area(cpa, style, lib)
+    return area, lib.d_and + stages * lib.d_fa_sum + adder_delay(cpa, style, lib)
+
+
+@dataclass
+class Block:
+    """One hardware unit: area by part (GE) and the delays of the pipeline stages it sits in."""
+
+    area: dict[str, float] = field(default_factory=dict)
+
+    def add(self, part: str, ge: float, times: float = 1.0) -> None:
+        self.area[part] = self.area.get(part, 0.0) + ge * times
+
+    @property
+    def total(self) -> float:
+        return sum(self.area.values())
+
+
+@dataclass
+class Hardware:
+    """The array that runs a model: per-PE and per-array area (GE), pipeline stage delays
+    (gate delays), hence the clock; and the on-chip storage it holds."""
+
+    pe: Block  # one PE's datapath (products, popcount, accumulator, pipeline registers)
+    output: Block  # one output unit
+    shared: Block  # per array: shared popcount trees
+    pe_count: int
+    unit_count: int
+    stages: dict[str, float]  # stage -> logic delay (gate delays)
+    lib: CellLibrary
+    acc_width: int  # the accumulator register width (widest layer)
+    buffer_bits: int = 0  # per-PE weight and parameter registers (all PEs)
+
+    @property
+    def area(self) -> dict[str, float]:
+        """Compute-logic area of the array by part (GE)."""
+        out: dict[str, float] = {}
+        for blk, n in ((self.pe, self.pe_count), (self.output, self.unit_count), (self.shared, 1)):
+            for k, v in blk.area.items():
+                out[k] = out.get(k, 0.0) + n * v
+        return out
+
+    @property
+    def compute_ge(self) -> float:
+        return sum(self.area.values())
+
+    @property
+    def buffer_ge(self) -> float:
+        """Weight/parameter registers of the PEs, as flip-flops."""
+        return self.buffer_bits * self.lib.dff
+
+    @property
+    def datapath(self) -> dict[str, float]:
+        """The stages every cycle goes through (all but the output unit)."""
+        return {k: v for k, v in self.stages.items() if k != "output unit"}
+
+    @property
+    def critical_stage(self) -> str:
+        d = self.datapath
+        return max(d, key=lambda k: d[k])
+
+    @property
+    def period_gates(self) -> float:
+        """Clock period: the slowest datapath stage plus the flip-flop overhead. The output
+        unit, which works once per output, is a multicycle path: it takes
+        :attr:`output_extra_cycles` more cycles per output when it is slower."""
+        return max(self.datapath.values()) + self.lib.d_dff
+
+    @property
+    def output_extra_cycles(self) -> int:
+        return max(
+            0, math.ceil((self.stages["output unit"] + self.lib.d_dff) / self.period_gates) - 1
+        )
+
+    @property
+    def fmax_mhz(self) -> float:
+        return 1e6 / (self.period_gates * self.lib.gate_ps)
+
+    def summary(self) -> dict:
+        return {
+            "area_ge": self.area,
+            "compute_ge": self.compute_ge,
+            "pe_ge": self.pe.total,
+            "output_unit_ge": self.output.total,
+            "buffer_ge": self.buffer_ge,
+            "stages": self.stages,
+            "critical_stage": self.critical_stage,
+            "period_gates": self.period_gates,
+            "output_extra_cycles": self.output_extra_cycles,
+            "fmax_mhz": self.fmax_mhz,
+            "acc_width": self.acc_width,
+        }
+
+
+def _output_unit_hw(unit: str, n: int, cfg: AcceleratorConfig, blk: Block) -> float:
+    """Adds one output unit for accumulators of `n` bits to `blk`; returns its delay.
+
+    comparator: an (n+1)-bit comparison (a subtractor's carry chain, costed as the adder)
+    and the thr/flip registers; shifter: subtract mu, ``shift_bits`` multiplexer stages,
+    add beta, registers for mu, beta, shift, sign; multiplier: subtract mu, an n x
+    (gamma_bits / mult_cycles) partial-product step per cycle with an (n + gamma)-bit
+    product register and final adder, add beta, registers for mu, gamma, beta."""
+    lib, st = cfg.lib, cfg.adder
+    if unit == "comparator":
+        blk.add("output units", adder_area(n + 1, st, lib) + (n + 2) * lib.dff)
+        return adder_delay(n + 1, st, lib)
+    if unit == "shifter":
+        s = cfg.shift_bits
+        blk.add(
+            "output units",
+            2 * adder_area(n, st, lib) + s * n * lib.mux2 + (2 * n + s + 1) * lib.dff,
+        )
+        return 2 * adder_delay(n, st, lib) + s * lib.d_mux
+    g = cfg.gamma_bits
+    step = max(1, math.ceil(g / cfg.mult_cycles))
+    heights = [min(i + 1, n, step, n + step - 1 - i) for i in range(n + step - 1)]
+    heights = [h + (2 if i < n + g else 0) for i, h in enumerate(heights)]  # + carry-save acc
+    fas, has, stages, _ = compress(heights)
+    blk.add(
+        "output units",
+        n * step * lib.and2
+        + fas * lib.fa
+        + has * lib.ha
+        + 2 * (n + g) * lib.dff  # carry-save product registers
+        + adder_area(n + g, st, lib)  # final product adder
+        + 2 * adder_area(n, st, lib)  # subtract mu, add beta
+        + (2 * n + g) * lib.dff,  # mu, gamma, beta
+    )
+    # per cycle: one carry-save step; the final adder is its own (last) cycle
+    return max(lib.d_and + stages * lib.d_fa_sum, adder_delay(n + g, st, lib))
+
+
+def _max_block_groups(layer: ConvLayer, pe_rows: int) -> int:
+    og = layer.c_out // layer.groups
+    most = 0
+    for first in range(0, layer.c_out, pe_rows):
+        last = min(first + pe_rows, layer.c_out) - 1
+        most = max(most, last // og - first // og + 1)
+    return most
+
+
+def bnn_hardware(model: IntegerModel, cfg: AcceleratorConfig) -> Hardware:
+    """The BNN array that runs `model`: ``pe_rows`` PEs, each with lane XNOR/AND gates, a
+    popcount compressor tree, the lane correction adder ((L - 2d) or (2a - popcount(x))),
+    for int8 inputs a plane shifter and sign negation, a pipeline register, and an
+    accumulator as wide as the model's widest layer (one array runs every layer) with the
+    saturate logic (overflow detection and a clamp multiplexer) when a layer saturates and
+    an exact partial register for tiles longer than one step; output units of each kind
+    the layers use, as wide as the widest layer using it; popcount trees shared by the PEs
+    reading the same {0,1} or int8 input. Pipeline: popcount | accumulate | output unit
+    (``pipeline=False``: popcount and accumulate in one cycle)."""
+    lib, st, lane = cfg.lib, cfg.adder, cfg.lane
+    convs = [la for la in model.layers if isinstance(la, ConvLayer)]
+    widths = [cfg.acc_bits or la.acc_bits for la in convs]
+    width = max(widths)
+    kinds = {la.input for la in convs}
+    pe, out, shared = Block(), Block(), Block()
+    if "pm1" in kinds:
+        pe.add("products (XNOR/AND)", lane * lib.xor2)
+    if kinds - {"pm1"}:
+        pe.add("products (XNOR/AND)", lane * lib.and2)
+    tree_ge, tree_d, c = popcount_hw(lane, st, lib)
+    pe.add("popcount trees", tree_ge + adder_area(c + 1, st, lib))
+    stage1 = lib.d_xor + tree_d + adder_delay(c + 1, st, lib)
+    part = c + 1
+    if "int8" in kinds:  # bit-plane weight 2^p (3 multiplexer stages), sign plane negated
+        pe.add("int8 plane shift", 3 * (part + 7) * lib.mux2 + (part + 7) * lib.xor2)
+        stage1 += 3 * lib.d_mux + lib.d_xor
+        part += 7
+    stages: dict[str, float] = {}
+    acc_d = adder_delay(width, st, lib)
+    pe.add("accumulator", adder_area(width, st, lib) + width * lib.dff)
+    if any(la.acc_mode == "saturate" for la in convs):
+        pe.add("accumulator", width * lib.mux2 + 2 * lib.xor2)
+        acc_d += lib.d_xor + lib.d_mux
+        long_tiles = [
+            _bits_for((128 if la.input == "int8" else 1) * la.tile)
+            for la in convs
+            if la.acc_mode == "saturate" and (la.input == "int8" or min(la.tile, la.fan_in) > lane)
+        ]
+        if long_tiles:
+            p = max(long_tiles)
+            pe.add("accumulator", adder_area(p, st, lib) + p * lib.dff)
+            stages["partial sum"] = adder_delay(p, st, lib)
+    if cfg.pipeline:
+        pe.add("pipeline registers", part * lib.dff)
+        stages["popcount"] = stage1
+        stages["accumulate"] = acc_d
+    else:
+        stages["popcount + accumulate"] = stage1 + acc_d
+    trees = max([_max_block_groups(la, cfg.pe_rows) for la in convs if la.input != "pm1"] or [0])
+    shared.add("popcount trees", trees * tree_ge)
+    units: dict[str, int] = {}
+    for la, n in zip(convs, widths, strict=True):
+        unit = output_unit(la, cfg, n)[0]
+        units[unit] = max(units.get(unit, 0), n)
+    stages["output unit"] = max(_output_unit_hw(u, n, cfg, out) for u, n in units.items())
+    per_pe = max(
+        la.c_out and (la.fan_in + output_unit(la, cfg, n)[3])
+        for la, n in zip(convs, widths, strict=True)
+    )
+    return Hardware(
+        pe, out, shared, cfg.pe_rows, cfg.units, stages, lib, width, cfg.pe_rows * per_pe
+    )
+
+
+def mac_hardware(layers: list[MacLayer], cfg: AcceleratorConfig) -> Hardware:
+    """The int8 MAC array: ``pe_rows`` units, each an 8 x 8 multiplier (Wallace tree), a
+    16-bit pipeline register, operand registers and a 32-bit accumulator; requantisation
+    units (the ``gamma_bits`` multiplier of standard BN on 32-bit values). Pipeline:
+    multiply | accumulate | requantise."""
+    lib, st = cfg.lib, cfg.adder
+    pe, out = Block(), Block()
+    m_ge, m_d = multiplier_hw(INT8_BITS, INT8_BITS, st, lib)
+    pe.add("products (XNOR/AND)", m_ge)
+    pe.add("pipeline registers", (2 * INT8_BITS + 2 * INT8_BITS) * lib.dff)
+    pe.add("accumulator", adder_area(MAC_ACC_BITS, st, lib) + MAC_ACC_BITS * lib.dff)
+    stages = {
+        "multiply": m_d,
+        "accumulate": adder_delay(MAC_ACC_BITS, st, lib),
+        "output unit": _output_unit_hw("multiplier", MAC_ACC_BITS, cfg, out),
+    }
+    per_unit = max(
+        [
+            (la.macs // la.outputs) * INT8_BITS + MAC_ACC_BITS + cfg.gamma_bits + cfg.shift_bits
+            for la in layers
+            if la.outputs and la.macs
+        ]
+        or [0]
+    )
+    return Hardware(
+        pe, out, Block(), cfg.pe_rows, cfg.units, stages, lib, MAC_ACC_BITS, cfg.pe_rows * per_unit
     )
