@@ -98,7 +98,9 @@ size_t bk_kws_mem_bytes(const bk_model_t *m);
  * not start with '_' (silence and unknown never fire). */
 void bk_kws_default_config(const bk_model_t *m, bk_kws_config_t *cfg);
 
-/* Start an instance: cfg NULL = bk_kws_default_config. Returns BK_KWS_OK or BK_KWS_ERR_*. */
+/* Start an instance: cfg NULL = bk_kws_default_config (generic detector settings; a
+ * generated model.h has the model's own in bk_model_detector: copy it into cfg.det).
+ * Returns BK_KWS_OK or BK_KWS_ERR_*. */
 int bk_kws_init(bk_kws_t *k, const bk_model_t *m, const bk_kws_config_t *cfg, void *mem,
                 size_t mem_bytes, bk_kws_callback_t callback, void *user);
 

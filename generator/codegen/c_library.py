@@ -167,7 +167,7 @@ EXAMPLE = r"""/* Example: keyword spotting on a WAV file with the three-call API
  *
  * -a   print every inference:  "inference FRAME SCORE0 SCORE1 ..."
  * -s   feature rows between inferences (default 5 = 100 ms)
- * -t   detection threshold for every keyword, Q15 (default 19661 = 0.6)
+ * -t   detection threshold for every keyword, Q15 (default: the model's, bk_model_detector)
  * -c   samples per bk_kws_push call (default 1000: a live source's uneven blocks)
  * Detections:  "detection FRAME LABEL_INDEX LABEL POSTERIOR_Q15 TIME_S"
  * The file must be 16-bit mono PCM at the model's sample rate.
@@ -254,7 +254,7 @@ done:
 int main(int argc, char **argv) {
     const char *path = NULL;
     int all = 0;
-    long stride = 5, thr = 19661, chunk = 1000;
+    long stride = 5, thr = -1, chunk = 1000;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-a")) all = 1;
         else if (!strcmp(argv[i], "-s") && i + 1 < argc) stride = strtol(argv[++i], NULL, 10);
@@ -266,7 +266,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (!path || stride < 1 || stride > 65535 || thr < 0 || thr > 65535 || chunk < 1) {
+    if (!path || stride < 1 || stride > 65535 || thr < -1 || thr > 65535 || chunk < 1) {
         fprintf(stderr, "usage: %s FILE.wav [-a] [-s STRIDE 1..65535] [-t THRESHOLD_Q15 0..65535] [-c CHUNK >= 1]\n", argv[0]);
         return 2;
     }
@@ -276,10 +276,11 @@ int main(int argc, char **argv) {
 
     bk_kws_config_t cfg;
     bk_kws_default_config(&bk_model, &cfg);
+    cfg.det = bk_model_detector; /* the model's own detector settings (model.h) */
     cfg.stride = (uint16_t)stride;
     cfg.flags = all ? BK_KWS_EVERY_INFERENCE : 0u;
     for (unsigned c = 0; c < cfg.det.n_classes; c++)
-        if (cfg.det.thr[c] != BK_DET_NEVER) cfg.det.thr[c] = (uint16_t)thr;
+        if (thr >= 0 && cfg.det.thr[c] != BK_DET_NEVER) cfg.det.thr[c] = (uint16_t)thr;
     const int rc = bk_kws_init(&kws, &bk_model, &cfg, mem, sizeof mem, on_event, &all);
     if (rc != BK_KWS_OK) {
         fprintf(stderr, "bk_kws_init failed: %d\n", rc);
@@ -323,12 +324,16 @@ static void on_event(const bk_kws_event_t *ev, void *user) {{
     if (ev->detected) printf("%s\\n", ev->label);   /* ev->detection.posterior: Q15 */
 }}
 
-bk_kws_init(&kws, &bk_model, NULL, mem, sizeof mem, on_event, NULL);   /* once */
+bk_kws_config_t cfg;
+bk_kws_default_config(&bk_model, &cfg);   /* stride 5 (100 ms) */
+cfg.det = bk_model_detector;              /* the model's detector settings (model.h) */
+bk_kws_init(&kws, &bk_model, &cfg, mem, sizeof mem, on_event, NULL);   /* once */
 bk_kws_push(&kws, samples, n);   /* from your audio callback / DMA half-buffer */
 ```
 
-`NULL` as configuration takes the defaults (`bk_kws_default_config`: stride 5, smooth 3,
-threshold 0.6, refractory 1 s; labels starting with `_` never fire). The callback runs
+`NULL` as configuration takes generic defaults (`bk_kws_default_config`: stride 5,
+smooth 3, threshold 0.6, refractory 1 s; labels starting with `_` never fire);
+`bk_model_detector` holds the model's own (calibrated when the model was). The callback runs
 inside `bk_kws_push`; keep it short or hand the event to a queue. With
 `cfg.flags = BK_KWS_EVERY_INFERENCE` it is called after every inference (scores in
 `ev->scores`). `bk_kws_reset` starts a new stream. Memory: `bk_kws_t` (stream and detector

@@ -6,6 +6,7 @@ compiles it for a Cortex-M4 and a Cortex-M0.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,7 +22,7 @@ from bnnkws.generator.data.audio_io import write_wav
 from bnnkws.generator.export import blob as blobmod
 from bnnkws.tools import cli
 from bnnkws.tools.bench.mcu import bench_audio
-from bnnkws.tools.device.detector import Detector, DetectorConfig
+from bnnkws.tools.device.detector import NEVER, Detector, DetectorConfig
 from bnnkws.tools.host.hostlib import CFrontend, CNet
 
 
@@ -80,7 +81,9 @@ def test_example_on_a_wav_file_equals_the_host_library(library, tmp_path, stride
     assert np.array_equal(got, host)
     assert np.array_equal(got, model.forward(windows))  # numpy reference
 
-    det = Detector(DetectorConfig.for_labels(model.labels, threshold=threshold / 32768))
+    cfg = DetectorConfig.of_model(model)  # the example starts from bk_model_detector
+    thr = tuple(t if t == NEVER else threshold for t in cfg.thr)
+    det = Detector(dataclasses.replace(cfg, thr=thr))
     want = [d for f, s in zip(frames, host.tolist(), strict=True) if (d := det.push(s, f))]
     assert want, "the thresholds are low enough for detections on this clip"
     assert detections == [(d.frame, d.label, model.labels[d.label], d.posterior) for d in want]
