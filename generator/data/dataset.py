@@ -45,7 +45,13 @@ import numpy as np
 from tqdm import tqdm
 
 from bnnkws.generator.base.errors import DatasetError
-from bnnkws.generator.data.audio_io import SAMPLE_RATE, read_audio
+from bnnkws.generator.data.audio_io import (
+    SAMPLE_RATE,
+    AudioNote,
+    Report,
+    print_note,
+    read_audio,
+)
 
 CLIP_SAMPLES = SAMPLE_RATE  # one second at 16 kHz
 SILENCE_LABEL = "_silence_"
@@ -201,38 +207,76 @@ def load_dataset(
     return Dataset(root=root, layout=layout, split=split, labels=labels, entries=entries)
 
 
-def load_entry(entry: Entry) -> np.ndarray:
-    """Int16 samples [16000] of one entry: the clip centred and padded/trimmed, or a silence slice."""
+def load_entry(entry: Entry, report: Report | None = print_note) -> np.ndarray:
+    """Int16 samples [16000] of one entry: the clip centred and padded/trimmed, or a silence slice.
+
+    Audio in another format is converted (``read_audio``), with its notes passed to ``report``.
+    """
     if entry.silence:
-        noise = _background(str(entry.source))
+        noise, notes = _background(str(entry.source))
+        if report is not None:
+            for note in notes:
+                report(note)
         piece = noise[entry.offset : entry.offset + CLIP_SAMPLES].astype(np.float32)
         piece = np.rint(piece * np.float32(entry.gain))
         return fit_to_length(np.clip(piece, -32768, 32767).astype(np.int16))
-    return fit_to_length(read_audio(entry.source))
+    return fit_to_length(read_audio(entry.source, report=report))
 
 
 def load_arrays(
-    dataset: Dataset, jobs: int | None = None, progress: bool = True
+    dataset: Dataset,
+    jobs: int | None = None,
+    progress: bool = True,
+    report: Report | None = print_note,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load every entry of ``dataset`` at once.
 
     Returns ``(audio, labels)``: int16 [n, 16000] samples at 16 kHz and int64
     [n] label indices into ``dataset.labels``. Files are read by ``jobs``
     threads (default: up to 4); an unreadable file raises AudioError naming it.
+    Files not in 16 kHz mono int16 are converted (``read_audio``); instead of a
+    note per file, ``report`` then receives one summary note for the dataset
+    (and one for files shorter than their headers declare).
     """
     n = len(dataset.entries)
     audio = np.zeros((n, CLIP_SAMPLES), dtype=np.int16)
     labels = np.fromiter((e.label for e in dataset.entries), dtype=np.int64, count=n)
     jobs = jobs or min(4, os.cpu_count() or 1)
+    notes: dict[tuple[Path, str], AudioNote] = {}
 
     def fill(i: int) -> None:
-        audio[i] = load_entry(dataset.entries[i])
+        audio[i] = load_entry(
+            dataset.entries[i], report=lambda note: notes.setdefault((note.path, note.kind), note)
+        )
 
     bar = tqdm(total=n, desc=f"load {dataset.split}", unit="clip", disable=not progress)
     with bar, ThreadPoolExecutor(max_workers=jobs) as pool:
         for _ in pool.map(fill, range(n)):
             bar.update(1)
+    if report is not None:
+        for note in summarize(dataset.root, sorted(notes.values(), key=lambda a: str(a.path))):
+            report(note)
     return audio, labels
+
+
+def summarize(root: Path, notes: Sequence[AudioNote]) -> list[AudioNote]:
+    """One note for all converted files (how many, from what) and one for all truncated files."""
+    out = []
+    converted = Counter(note.source for note in notes if note.kind == "converted")
+    if converted:
+        total = sum(converted.values())
+        order = sorted(converted.items(), key=lambda item: (-item[1], item[0]))
+        parts = ", ".join(f"{k} from {src}" for src, k in order)
+        text = f"{root}: {total} file(s) converted to {SAMPLE_RATE} Hz mono int16 ({parts})"
+        out.append(AudioNote(root, "converted", text, source=parts))
+    truncated = [note for note in notes if note.kind == "truncated"]
+    if truncated:
+        text = (
+            f"{root}: {len(truncated)} file(s) shorter than their headers declare, "
+            f"read as far as they go; first: {truncated[0].text}"
+        )
+        out.append(AudioNote(root, "truncated", text))
+    return out
 
 
 # --- folder scanning -------------------------------------------------------------------------
@@ -260,17 +304,31 @@ def _audio_files(folder: Path) -> list[Path]:
 def _check_keywords(root: Path, layout: str, keywords: Iterable[str], allow_missing: bool) -> None:
     present = set(_word_folders(root))
     missing = [w for w in keywords if w not in present]
-    if not missing:
+    empty = [w for w in keywords if w in present and not _has_audio(root / w)]
+    if not missing and not empty:
         return
-    message = (
-        f"{root}: no folder for keyword(s) {', '.join(missing)} "
-        f"(word folders present: {', '.join(sorted(present)) or 'none'})"
-    )
+    problems = []
+    if missing:
+        problems.append(
+            f"no folder for keyword(s) {', '.join(missing)} "
+            f"(word folders present: {', '.join(sorted(present)) or 'none'})"
+        )
+    if empty:
+        suffixes = "/".join(AUDIO_SUFFIXES)
+        problems.append(f"keyword folder(s) {', '.join(empty)} hold no {suffixes} clips")
+    message = f"{root}: " + "; ".join(problems)
     if not allow_missing:
         raise DatasetError(
             message + "; drop them from the keywords or pass allow_missing=True (--allow-missing)"
         )
     warnings.warn(message + "; their labels will have no clips", stacklevel=3)
+
+
+def _has_audio(folder: Path) -> bool:
+    return any(
+        p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".") and p.is_file()
+        for p in folder.iterdir()
+    )
 
 
 def _label_of(word: str, labels: list[str]) -> int:
@@ -290,13 +348,13 @@ def _test_layout_entries(root: Path, labels: list[str]) -> list[Entry]:
     return entries
 
 
-def _list_keys(path: Path) -> set[str]:
-    """Clip keys (``word/name`` without extension) named in a list file."""
+def _list_keys(path: Path) -> dict[str, tuple[int, str]]:
+    """Clip keys (``word/name`` without extension) named in a list file -> (line number, line)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: cannot read list file ({exc})") from None
-    keys = set()
+    keys: dict[str, tuple[int, str]] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line:
@@ -304,7 +362,7 @@ def _list_keys(path: Path) -> set[str]:
         parts = line.replace("\\", "/").split("/")
         if len(parts) != 2 or not parts[0] or not parts[1]:
             raise DatasetError(f"{path}:{number}: {line!r}, expected 'word/file.wav'")
-        keys.add(f"{parts[0]}/{Path(parts[1]).stem}")
+        keys.setdefault(f"{parts[0]}/{Path(parts[1]).stem}", (number, line))
     return keys
 
 
@@ -312,22 +370,33 @@ def _training_layout_clips(root: Path) -> dict[str, list[tuple[str, Path]]]:
     """(word, path) of every clip, grouped by split.
 
     List entries match clips by word folder and file stem, so a list naming
-    ``.wav`` files also selects the same clips stored as ``.flac``.
+    ``.wav`` files also selects the same clips stored as ``.flac``. A list entry
+    that matches no clip raises DatasetError naming the list, line and entry.
     """
     validation = _list_keys(root / VALIDATION_LIST)
     testing = _list_keys(root / TESTING_LIST)
-    both = validation & testing
+    both = validation.keys() & testing.keys()
     if both:
         raise DatasetError(
             f"{root}: {len(both)} clip(s) in both {VALIDATION_LIST} and {TESTING_LIST}, "
             f"e.g. {sorted(both)[0]}; expected disjoint lists"
         )
     clips: dict[str, list[tuple[str, Path]]] = {"train": [], "validation": [], "test": []}
+    found: set[str] = set()
     for word in _word_folders(root):
         for path in _audio_files(root / word):
             key = f"{word}/{path.stem}"
+            found.add(key)
             part = "validation" if key in validation else "test" if key in testing else "train"
             clips[part].append((word, path))
+    for name, keys in ((VALIDATION_LIST, validation), (TESTING_LIST, testing)):
+        absent = sorted((keys[k] for k in keys.keys() - found), key=lambda nl: nl[0])
+        if absent:
+            number, line = absent[0]
+            raise DatasetError(
+                f"{root / name}:{number}: {line!r} names a clip that is not in the folder "
+                f"({len(absent)} such line(s)); expected every listed clip to exist"
+            )
     return clips
 
 
@@ -365,13 +434,20 @@ def _silence_entries(root: Path, count: int, rng: np.random.Generator) -> list[E
     if count == 0:
         return []
     folder = root / BACKGROUND_DIR
-    noises = _audio_files(folder) if folder.is_dir() else []
+    expected = (
+        "expected long WAV/FLAC noise recordings for the silence class (or silence_fraction=0)"
+    )
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: no such folder; {expected}")
+    noises = _audio_files(folder)
+    if not noises:
+        raise DatasetError(f"{folder}: holds no .wav/.flac file; {expected}")
     lengths = [_frames(p) for p in noises]
     usable = [(p, n) for p, n in zip(noises, lengths, strict=True) if n >= CLIP_SAMPLES]
     if not usable:
         raise DatasetError(
-            f"{folder}: no background noise file of at least 1 s; expected long 16 kHz "
-            "WAV/FLAC noises for the silence class (or use silence_fraction=0)"
+            f"{folder}: no background file of at least 1 s (longest "
+            f"{max(lengths) / SAMPLE_RATE:.2f} s of {len(noises)}); {expected}"
         )
     picks = rng.integers(len(usable), size=count)
     entries = []
@@ -384,9 +460,11 @@ def _silence_entries(root: Path, count: int, rng: np.random.Generator) -> list[E
 
 def _frames(path: Path) -> int:
     """Length in samples of a background file (read fully, so format errors surface here)."""
-    return int(_background(str(path)).shape[0])
+    return int(_background(str(path))[0].shape[0])
 
 
 @functools.lru_cache(maxsize=16)
-def _background(path: str) -> np.ndarray:
-    return read_audio(path)
+def _background(path: str) -> tuple[np.ndarray, tuple[AudioNote, ...]]:
+    """A background file's samples and the notes reading it gave (repeated by ``load_entry``)."""
+    notes: list[AudioNote] = []
+    return read_audio(path, report=notes.append), tuple(notes)

@@ -264,18 +264,19 @@ def test_corrupt_file_is_named(training_root: Path) -> None:
         load_arrays(d, progress=False)
 
 
-def test_wrong_sample_rate_is_named(training_root: Path) -> None:
+def test_other_rates_and_stereo_are_converted(training_root: Path) -> None:
+    # the rule itself is tested in tests/data/test_audio_input.py
     write(training_root / "yes" / "s0_nohash_0.wav", tone(8000, 5), rate=8000)
-    d = load_dataset(training_root, ["yes"], "train", 0.0, 0.0)
-    with pytest.raises(AudioError, match=r"s0_nohash_0.wav: sample rate 8000 Hz, expected 16000"):
-        load_arrays(d, progress=False)
-
-
-def test_stereo_is_named(training_root: Path) -> None:
-    write(training_root / "yes" / "s0_nohash_0.wav", np.zeros((16000, 2), dtype=np.int16))
-    d = load_dataset(training_root, ["yes"], "train", 0.0, 0.0)
-    with pytest.raises(AudioError, match=r"s0_nohash_0.wav: 2 channels, expected mono"):
-        load_arrays(d, progress=False)
+    write(training_root / "no" / "s0_nohash_0.wav", np.full((16000, 2), [10, 31], dtype=np.int16))
+    d = load_dataset(training_root, ["yes", "no"], "train", 0.0, 0.0)
+    notes = []
+    audio, _ = load_arrays(d, progress=False, report=notes.append)
+    assert [n.kind for n in notes] == ["converted"]
+    assert "2 file(s) converted to 16000 Hz mono int16" in notes[0].text
+    by_name = {(e.source.parent.name, e.source.name): i for i, e in enumerate(d.entries)}
+    assert np.all(audio[by_name[("no", "s0_nohash_0.wav")]] == 20)  # mean 20.5 rounds to even
+    upsampled = audio[by_name[("yes", "s0_nohash_0.wav")]]  # 8000 samples -> 16000
+    assert np.all(upsampled[200:-200] == 5)
 
 
 def test_bad_list_line(training_root: Path) -> None:

@@ -58,12 +58,20 @@ def run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "features",
-        help="int8 log-mel features of a 16 kHz mono clip (numpy, C or MicroPython)",
+        help="int8 log-mel features of an audio clip (numpy, C or MicroPython)",
         description="Compute the integer front-end's features (docs/FRONTEND.md) of AUDIO.",
     )
-    p.add_argument("audio", help="16 kHz mono WAV or FLAC file")
-    p.add_argument("--impl", choices=IMPLEMENTATIONS, default="numpy",
-                   help="implementation: numpy (vectorized), c (host library via cffi), "
-                        "micropython (reference/ under the micropython binary)")
+    p.add_argument(
+        "audio",
+        help="audio file (WAV, FLAC, ...; other rates and channel counts are converted to "
+        "16 kHz mono int16, docs/FRONTEND.md)",
+    )
+    p.add_argument(
+        "--impl",
+        choices=IMPLEMENTATIONS,
+        default="numpy",
+        help="implementation: numpy (vectorized), c (host library via cffi), "
+        "micropython (reference/ under the micropython binary)",
+    )
     p.add_argument("--out", help="write the features as int8 .npy [frames, bands]")
     p.set_defaults(func=run)
