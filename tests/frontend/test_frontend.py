@@ -54,7 +54,15 @@ def test_tables_follow_the_design(params):
 
 @pytest.mark.parametrize(
     ("x", "expected"),
-    [(1, 0), (2, 64), (3, 101), (4, 128), (1 << 40, 40 * 64), ((1 << 62) - 1, 62 * 64 - 1), (1000, 637)],
+    [
+        (1, 0),
+        (2, 64),
+        (3, 101),
+        (4, 128),
+        (1 << 40, 40 * 64),
+        ((1 << 62) - 1, 62 * 64 - 1),
+        (1000, 637),
+    ],
 )
 def test_ilog2_golden(x, expected, cfe):
     # log2(3) = 1.58496 -> 101.4 in Q6; log2(1000) = 9.96578 -> 637.8; truncation by squaring
@@ -64,7 +72,9 @@ def test_ilog2_golden(x, expected, cfe):
 
 
 def test_ilog2_matches_float_log2_within_one_lsb():
-    x = np.unique(np.concatenate([np.arange(1, 5000), (1.37 ** np.arange(1, 130)).astype(np.uint64)]))
+    x = np.unique(
+        np.concatenate([np.arange(1, 5000), (1.37 ** np.arange(1, 130)).astype(np.uint64)])
+    )
     got = fe.ilog2_q(x.astype(np.uint64), 6)
     exact = np.log2(x.astype(np.float64)) * 64
     assert np.all(got <= exact + 1e-9) and np.all(got >= np.floor(exact) - 1)
@@ -118,7 +128,9 @@ def test_numpy_equals_c_equals_reference(name, audio, params, cfe, ref_params):
 
 def test_micropython_binary_agrees(params):
     # the real micropython interpreter, not CPython running reference/
-    audio = np.concatenate([lcg_noise(8000, 7), square_wave(4000, 50), clipped_sine(4000, 700, 2.0)])
+    audio = np.concatenate(
+        [lcg_noise(8000, 7), square_wave(4000, 50), clipped_sine(4000, 700, 2.0)]
+    )
     assert np.array_equal(micropython_runner.features(params, audio), fe.features(audio, params))
 
 
@@ -190,7 +202,11 @@ def test_cli_three_implementations_agree(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(None, "no such file"), (b"", "empty file"), (b"RIFF\x00\x00junk", "not a readable audio file")],
+    [
+        (None, "no such file"),
+        (b"", "empty file"),
+        (b"RIFF\x00\x00junk", "not a readable audio file"),
+    ],
 )
 def test_cli_bad_audio_is_one_line(tmp_path, capsys, content, message):
     from bnnkws.tools.cli import main
@@ -204,15 +220,17 @@ def test_cli_bad_audio_is_one_line(tmp_path, capsys, content, message):
     assert not (tmp_path / "f.npy").exists()
 
 
-def test_cli_wrong_rate_and_channels(tmp_path, capsys):
+def test_cli_other_rate_and_channels_are_converted(tmp_path, capsys):
+    # the conversion rule is tested in tests/data/test_audio_input.py
     import soundfile as sf
 
     from bnnkws.tools.cli import main
 
     sf.write(tmp_path / "r8k.wav", np.zeros(8000, dtype=np.int16), 8000, subtype="PCM_16")
     sf.write(tmp_path / "st.wav", np.zeros((16000, 2), dtype=np.int16), 16000, subtype="PCM_16")
-    assert main(["features", str(tmp_path / "r8k.wav")]) == 2
-    assert "8000 Hz, expected 16000 Hz" in capsys.readouterr().err
-    assert main(["features", str(tmp_path / "st.wav")]) == 2
-    assert "2 channels, expected mono" in capsys.readouterr().err
-
+    assert main(["features", str(tmp_path / "r8k.wav")]) == 0
+    captured = capsys.readouterr()
+    assert "8000 Hz mono PCM_16 -> 16000 Hz mono int16" in captured.err
+    assert "16000 samples (1.00 s) -> 49 frames" in captured.out
+    assert main(["features", str(tmp_path / "st.wav")]) == 0
+    assert "16000 Hz stereo PCM_16 -> 16000 Hz mono int16" in capsys.readouterr().err
