@@ -60,7 +60,7 @@ from bnnkws.generator.data.audio_io import SAMPLE_RATE, write_wav
 from bnnkws.generator.data.dataset import (
     BACKGROUND_DIR,
     CLIP_SAMPLES,
-    DEFAULT_KEYWORDS,
+    SPEECH_COMMANDS_KEYWORDS,
     TESTING_LIST,
     VALIDATION_LIST,
 )
@@ -639,7 +639,7 @@ class SynthConfig:
     """What ``synthesize_dataset`` makes. Counts are clips per word; times are in seconds."""
 
     out: Path
-    keywords: tuple[str, ...] = DEFAULT_KEYWORDS
+    keywords: tuple[str, ...] = SPEECH_COMMANDS_KEYWORDS
     unknown_words: tuple[str, ...] = DEFAULT_UNKNOWN_WORDS
     per_word: int = 2000
     unknown_per_word: int | None = None  # default: per_word // 4, at least 1

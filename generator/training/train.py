@@ -48,6 +48,7 @@ import io
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -59,11 +60,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from bnnkws.generator.base.fileio import write_atomic
+from bnnkws.generator.data.keywords import DEFAULT_KEYWORDS
 from bnnkws.generator.frontend import FrontendParams, default_params, features_batch
 from bnnkws.generator.training.model import BnnKws
 
 CACHE_VERSION = 1
-DEFAULT_KEYWORDS = ("yes", "no", "up", "down", "left", "right", "stop", "go")
 
 
 # --------------------------------------------------------------------------------------
@@ -78,6 +79,12 @@ class DataSpec:
     silence_fraction: float = 0.1
     unknown_fraction: float | None = 0.1
     seed: int = 0
+    # "plain": the loader's balanced splits (generator/data/dataset.py); "mix": what a
+    # deployed spotter hears (generator/data/mixing.py: held-out unknown words, extra
+    # other-word data, background at random SNR, cut words, splices, silence at any level)
+    recipe: str = "plain"
+    extra: list[str] = field(default_factory=list)
+    mix: dict | None = None
 
     def labels(self) -> list[str]:
         return ["_silence_", "_unknown_", *self.keywords]
@@ -85,7 +92,18 @@ class DataSpec:
     def describe(self) -> dict:
         d = asdict(self)
         d["root"] = str(Path(self.root).resolve())
+        d["extra"] = [str(Path(e).resolve()) for e in self.extra]
+        if self.recipe == "plain":  # the key of caches made before recipes existed
+            for k in ("recipe", "extra", "mix"):
+                d.pop(k)
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict, root: str | None = None) -> DataSpec:
+        """The spec recorded in a checkpoint (``describe()``), optionally on another root."""
+        return cls(root or d["root"], list(d["keywords"]), d.get("silence_fraction", 0.1),
+                   d.get("unknown_fraction", 0.1), d.get("seed", 0), d.get("recipe", "plain"),
+                   list(d.get("extra") or []), d.get("mix"))
 
 
 def default_cache_dir() -> Path:
@@ -125,14 +143,17 @@ def load_split(
     fx, fy = folder / f"{split}.x.npy", folder / f"{split}.y.npy"
     if fx.is_file() and fy.is_file():
         return np.load(fx), np.load(fy)
-    from bnnkws.generator.data.dataset import (  # reads audio: soundfile only here
-        load_arrays,
-        load_dataset,
-    )
+    if spec.recipe == "mix":
+        audio, labels = _mixed_split(spec, split, progress)
+    else:
+        from bnnkws.generator.data.dataset import (  # reads audio: soundfile only here
+            load_arrays,
+            load_dataset,
+        )
 
-    ds = load_dataset(spec.root, spec.keywords, split, spec.silence_fraction, spec.unknown_fraction,
-                      spec.seed, allow_missing=False)
-    audio, labels = load_arrays(ds, progress=progress)
+        ds = load_dataset(spec.root, spec.keywords, split, spec.silence_fraction,
+                          spec.unknown_fraction, spec.seed, allow_missing=False)
+        audio, labels = load_arrays(ds, progress=progress)
     feats = features_batch(audio, frontend)
     _save_atomic(fy, labels.astype(np.int64))
     _save_atomic(fx, feats)
@@ -141,6 +162,23 @@ def load_split(
         meta.write_text(json.dumps({"data": spec.describe(), "frontend_sha256_16": frontend_hash(frontend),
                                     "labels": spec.labels(), "cache_version": CACHE_VERSION}, indent=1))
     return feats, labels.astype(np.int64)
+
+
+def _mixed_split(spec: DataSpec, split: str, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    from tqdm import tqdm
+
+    from bnnkws.generator.data import mixing  # reads audio: soundfile only here
+
+    bar = tqdm(desc=f"mix {split}", unit="clip", disable=not progress or not sys.stderr.isatty())
+
+    def tick(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    with bar:
+        m = mixing.build_split(spec.root, spec.keywords, split, spec.extra,
+                               mixing.MixOptions.from_dict(spec.mix), spec.seed, tick)
+    return m.audio, m.labels
 
 
 def load_noise(
@@ -194,7 +232,9 @@ def load_train_data(spec: DataSpec, frontend: FrontendParams | None = None, cach
                     progress: bool = True) -> TrainData:
     xt, yt = load_split(spec, "train", frontend, cache_dir, progress)
     xv, yv = load_split(spec, "validation", frontend, cache_dir, progress)
-    noise = load_noise(spec, frontend, cache_dir)
+    # the mix recipe mixes background into the audio from the training part of each
+    # recording only; the feature-domain noise would draw on the whole recordings
+    noise = None if spec.recipe == "mix" else load_noise(spec, frontend, cache_dir)
     return TrainData(xt, yt, xv, yv, spec.labels(), noise)
 
 

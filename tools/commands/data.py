@@ -7,7 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from bnnkws.generator.data.dataset import DEFAULT_KEYWORDS, SPLITS, load_dataset
+from bnnkws.generator.data.dataset import SPEECH_COMMANDS_KEYWORDS, SPLITS, load_dataset
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,7 +44,7 @@ def _register_synth(sub: argparse._SubParsersAction) -> None:
         help="clips per unknown word (default: per-word / 4, at least 1)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--keywords", nargs="+", default=list(DEFAULT_KEYWORDS), metavar="WORD")
+    p.add_argument("--keywords", nargs="+", default=list(SPEECH_COMMANDS_KEYWORDS), metavar="WORD")
     p.add_argument(
         "--unknown-words", nargs="*", default=list(DEFAULT_UNKNOWN_WORDS), metavar="WORD"
     )
@@ -101,7 +101,7 @@ def _register_info(sub: argparse._SubParsersAction) -> None:
         description="Load a dataset folder as training would and print clips per label.",
     )
     p.add_argument("root", type=Path, help="dataset folder (training or official test layout)")
-    p.add_argument("--keywords", nargs="+", default=list(DEFAULT_KEYWORDS), metavar="WORD")
+    p.add_argument("--keywords", nargs="+", default=list(SPEECH_COMMANDS_KEYWORDS), metavar="WORD")
     p.add_argument("--split", choices=SPLITS, default=None, help="one split (default: each)")
     p.add_argument("--silence-fraction", type=float, default=0.1)
     p.add_argument("--unknown-fraction", type=float, default=0.1)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from bnnkws.generator.base.errors import BnnkwsError, DatasetError
 from bnnkws.generator.base.fileio import write_atomic
+from bnnkws.generator.data.dataset import detect_layout
+from bnnkws.generator.data.keywords import DEFAULT_KEYWORDS
 from bnnkws.tools.cli import command_line
-
-DEFAULT_KEYWORDS = ["yes", "no", "up", "down", "left", "right", "stop", "go"]
 
 
 # --------------------------------------------------------------------------------------
@@ -31,13 +31,29 @@ DEFAULT_KEYWORDS = ["yes", "no", "up", "down", "left", "right", "stop", "go"]
 def add_data_args(p: argparse.ArgumentParser, keywords: bool = True) -> None:
     p.add_argument("--data", type=Path, required=True, help="Speech Commands folder (training layout)")
     if keywords:
-        p.add_argument("--keywords", nargs="+", default=DEFAULT_KEYWORDS, metavar="WORD",
+        p.add_argument("--keywords", nargs="+", default=list(DEFAULT_KEYWORDS), metavar="WORD",
                        help=f"keywords (default: {' '.join(DEFAULT_KEYWORDS)})")
         p.add_argument("--silence-fraction", type=float, default=0.1,
                        help="silence clips per keyword clip in each split (default 0.1)")
         p.add_argument("--unknown-fraction", type=float, default=0.1,
                        help="unknown-word clips per keyword clip in each split (default 0.1)")
         p.add_argument("--data-seed", type=int, default=0, help="seed of the split balancing (default 0)")
+        p.add_argument("--recipe", choices=("plain", "mix"), default="plain",
+                       help="plain: the loader's balanced clean clips; mix: what a deployed spotter hears "
+                            "(held-out unknown words, background at random SNR, cut words, splices, "
+                            "silence at any level; generator/data/mixing.py). Default plain")
+        p.add_argument("--extra-unknown", type=Path, nargs="+", default=[], metavar="DIR",
+                       help="mix: more other-word data (training layout; its keyword folders are ignored), "
+                            "e.g. `bnnkws data synth` output with a broad vocabulary")
+        p.add_argument("--holdout", nargs="+", default=None, metavar="WORD",
+                       help="mix: other words never trained on, measured as unknown (default happy)")
+        for name, default, what in (("copies", 2, "augmented copies of each training clip"),
+                                    ("unknown-ratio", 2.0, "unknown examples per keyword class"),
+                                    ("silence-ratio", 1.0, "silence examples per keyword class"),
+                                    ("cut-ratio", 0.3, "cut-keyword examples (as unknown) per keyword class"),
+                                    ("splice-ratio", 0.2, "spliced-word examples (as unknown) per keyword class")):
+            p.add_argument(f"--{name}", type=type(default), default=None,
+                           help=f"mix: {what} (default {default})")
     p.add_argument("--cache", type=Path, default=None,
                    help="feature cache folder (default $BNNKWS_CACHE or ~/.cache/bnnkws/features)")
 
@@ -125,6 +141,24 @@ def model_config(args: argparse.Namespace, n_classes: int) -> dict:
                       ap2=args.bn == "shift", first_acc_bits=args.first_acc_bits)
 
 
+def data_spec(args: argparse.Namespace):
+    """The DataSpec of the command line (the mix options only where given)."""
+    from bnnkws.generator.data.mixing import MixOptions
+    from bnnkws.generator.training.train import DataSpec
+
+    mix = None
+    if args.recipe == "mix":
+        over = {k: getattr(args, k) for k in ("copies", "unknown_ratio", "silence_ratio", "cut_ratio",
+                                               "splice_ratio") if getattr(args, k) is not None}
+        if args.holdout is not None:
+            over["holdout"] = tuple(args.holdout)
+        mix = MixOptions(**over).to_dict()
+    elif args.extra_unknown or args.holdout:
+        raise BnnkwsError("--extra-unknown and --holdout need --recipe mix")
+    return DataSpec(str(args.data), list(args.keywords), args.silence_fraction, args.unknown_fraction,
+                    args.data_seed, args.recipe, [str(e) for e in args.extra_unknown], mix)
+
+
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -132,7 +166,6 @@ def run_train(args: argparse.Namespace) -> int:
     from bnnkws.generator.training.checkpoint import save_checkpoint
     from bnnkws.generator.training.model import build_model
     from bnnkws.generator.training.train import (
-        DataSpec,
         TrainOptions,
         evaluate,
         load_split,
@@ -152,7 +185,7 @@ def run_train(args: argparse.Namespace) -> int:
     rank = torch.distributed.get_rank() if distributed else 0
     say = print if rank == 0 else (lambda *a, **k: None)
 
-    spec = DataSpec(str(args.data), list(args.keywords), args.silence_fraction, args.unknown_fraction, args.data_seed)
+    spec = data_spec(args)
     frontend = default_params()
     t0 = time.time()
     if distributed and rank != 0:
@@ -221,8 +254,9 @@ def run_eval(args: argparse.Namespace) -> int:
     model, ck = load_checkpoint(args.checkpoint)
     labels = ck["labels"]
     d = (ck.get("train") or {}).get("data") or {}
-    spec = DataSpec(str(args.data), labels[2:], d.get("silence_fraction", 0.1), d.get("unknown_fraction", 0.1),
-                    d.get("seed", 0))
+    spec = DataSpec.from_dict({"keywords": labels[2:], **d}, root=str(args.data))
+    if detect_layout(args.data) == "test":  # the official test layout is used as it is
+        spec = DataSpec(str(args.data), labels[2:])
     frontend = FrontendParams.from_bytes(ck["frontend"], where=f"{args.checkpoint}: front-end section")
     if isinstance(model, BnnKws) and (args.acc_bits or args.acc_mode):
         model.set_accumulator(bits=args.acc_bits, mode=args.acc_mode)
