@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import warnings
 import zlib
 from collections import Counter
@@ -52,6 +53,7 @@ from bnnkws.generator.data.audio_io import (
     print_note,
     read_audio,
 )
+from bnnkws.generator.data.keywords import DEFAULT_KEYWORDS, SPEECH_COMMANDS_KEYWORDS  # noqa: F401
 
 CLIP_SAMPLES = SAMPLE_RATE  # one second at 16 kHz
 SILENCE_LABEL = "_silence_"
@@ -61,7 +63,6 @@ VALIDATION_LIST = "validation_list.txt"
 TESTING_LIST = "testing_list.txt"
 AUDIO_SUFFIXES = (".wav", ".flac")
 SPLITS = ("train", "validation", "test", "all")
-DEFAULT_KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def detect_layout(root: str | os.PathLike) -> str:
 
 def load_dataset(
     root: str | os.PathLike,
-    keywords: Sequence[str] = DEFAULT_KEYWORDS,
+    keywords: Sequence[str] = SPEECH_COMMANDS_KEYWORDS,
     split: str = "train",
     silence_fraction: float = 0.1,
     unknown_fraction: float | None = 0.1,
@@ -249,7 +250,8 @@ def load_arrays(
             dataset.entries[i], report=lambda note: notes.setdefault((note.path, note.kind), note)
         )
 
-    bar = tqdm(total=n, desc=f"load {dataset.split}", unit="clip", disable=not progress)
+    bar = tqdm(total=n, desc=f"load {dataset.split}", unit="clip",
+               disable=not progress or not sys.stderr.isatty())
     with bar, ThreadPoolExecutor(max_workers=jobs) as pool:
         for _ in pool.map(fill, range(n)):
             bar.update(1)
