@@ -76,7 +76,9 @@ class ShiftBatchNorm(nn.Module):
 
     Running statistics follow torch's BatchNorm (momentum 0.1, unbiased running var).
     The integer forms come from the running statistics: :meth:`threshold` and
-    :meth:`shiftbn`.
+    :meth:`shiftbn`. With AP2 scales the training forward takes its power-of-two scale
+    from the running variance as well (the batch variance only normalises), so the
+    exponent a model was trained with is the one :meth:`exponents` exports.
     """
 
     def __init__(self, channels: int, ap2_scale: bool = True, momentum: float = 0.1, eps: float = 1e-5):
@@ -109,7 +111,10 @@ class ShiftBatchNorm(nn.Module):
         else:
             var = self.running_var.to(acc.dtype)
             x_hat = (acc - self.running_mean.to(acc.dtype)[None, :, None]) / torch.sqrt(var + self.eps)[None, :, None]
-        gain = self.scale(var) * torch.sqrt(var.to(self.gamma.dtype) + self.eps)
+        # AP2 exponents from the running variance in training too (after this batch's
+        # update), the variance that export uses: the trained power of two is the deployed one
+        scaled = self.running_var.to(acc.dtype) if self.ap2_scale else var
+        gain = self.scale(scaled) * torch.sqrt(var.to(self.gamma.dtype) + self.eps)
         return torch.addcmul(self.beta[None, :, None], x_hat, gain[None, :, None])
 
     # -- integer forms -------------------------------------------------------------------

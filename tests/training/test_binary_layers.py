@@ -241,3 +241,30 @@ def test_integer_model_layers_carry_the_accumulator_settings():
     assert all(c.input == "01" for c in convs[1:])
     assert convs[-1].output == "shiftbn" and convs[-1].groups == 10
     assert im.labels[0] == "w0" and im.meta["acc_bits"] == 6
+
+
+def test_ap2_exponent_in_training_is_the_exported_one():
+    # training takes the power of two from the running variance, as export does; with the
+    # batch variance some channels of a trained model deployed another exponent
+    torch.manual_seed(0)
+    bn = ShiftBatchNorm(32, ap2_scale=True)
+    opt = torch.optim.SGD(bn.parameters(), lr=0.05)
+    for _ in range(30):
+        acc = torch.randn(8, 32, 5) * torch.linspace(0.3, 40, 32)[None, :, None] + 3
+        bn.train()
+        y = bn(acc)
+        opt.zero_grad()
+        (y**2).mean().backward()
+        opt.step()
+    acc = torch.randn(8, 32, 5) * torch.linspace(0.3, 40, 32)[None, :, None] + 3
+    bn.train()
+    y = bn(acc)  # updates the running variance, then scales by it
+    mean = acc.mean(dim=(0, 2))
+    sign, s = bn.exponents()
+    scale = torch.from_numpy(sign.astype(np.float64) * 2.0 ** s.astype(np.float64)).float()
+    expected = scale[None, :, None] * (acc - mean[None, :, None]) + bn.beta.detach()[None, :, None]
+    assert torch.allclose(y.detach(), expected, rtol=1e-4, atol=1e-4)
+    # the batch variance differs from the running one enough to pick other exponents
+    raw_batch = bn.gamma.detach() / torch.sqrt(acc.var(dim=(0, 2), unbiased=False) + bn.eps)
+    exp_batch = torch.round(torch.log2(raw_batch.abs()))
+    assert (exp_batch != torch.from_numpy(s.astype(np.float32))).any()
