@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from cffi import FFI
 
-from bnnkws.tools.host import hostlib
+from bnnkws.tools.host import build
 
 
 def dlopen_host(cdef: str) -> tuple[FFI, object]:
     """(ffi, lib) for the kernels-only host library with `cdef` declared."""
     ffi = FFI()
     ffi.cdef(cdef)
-    hostlib.run_scons(["target=host"])
-    return ffi, ffi.dlopen(str(hostlib.build_dir() / "host" / "libbnnkws.so"))
+    return ffi, ffi.dlopen(str(build.host_library()))

@@ -17,6 +17,8 @@ from bnn_models import assert_net_matches, random_integer_model, threshold_conv
 
 from bnnkws import __version__
 from bnnkws.generator.base.errors import BuildError
+from bnnkws.generator.base.paths import FIRMWARE_DIR as FIRMWARE
+from bnnkws.generator.base.paths import build_dir
 from bnnkws.generator.codegen.emit_c import c_string, emit_c, generate, work_words
 from bnnkws.generator.export import blob
 from bnnkws.generator.integer.certificate import (
@@ -25,10 +27,8 @@ from bnnkws.generator.integer.certificate import (
     model_certificate,
 )
 from bnnkws.generator.integer.intmodel import ConvLayer
-from bnnkws.tools.host.hostlib import CNet, build_dir, ffi, project_root
+from bnnkws.tools.host.hostlib import CNet, ffi
 from bnnkws.tools.host.verify import random_inputs
-
-FIRMWARE = project_root() / "firmware"
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ the overflow boundary included), and whole layers and networks on random weights
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from bnn_models import assert_net_matches, random_integer_model, threshold_conv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bnnkws.generator.base.paths import FIRMWARE_DIR as FIRMWARE
 from bnnkws.generator.codegen.emit_c import weights_by_column
 from bnnkws.generator.integer.intmodel import (
     PoolLayer,
@@ -23,11 +23,9 @@ from bnnkws.generator.integer.intmodel import (
     shift,
     unpack_bits,
 )
-from bnnkws.tools.bench.host import KERNEL_SOURCES
-from bnnkws.tools.host.hostlib import CNet, ffi, load, project_root
+from bnnkws.tools.host.hostlib import CNet, ffi, load
 from bnnkws.tools.host.verify import random_inputs
 
-FIRMWARE = project_root() / "firmware"
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -375,32 +373,9 @@ def test_network_matches_intmodel(arch, bits, act, tile, mode):
 
 
 @pytest.fixture(scope="module")
-def builtin_lib(tmp_path_factory):
-    """The kernels compiled with the popcount-instruction variant (BK_POPCOUNT_BUILTIN)."""
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip("no gcc")
-    out = tmp_path_factory.mktemp("builtin") / "libbk_builtin.so"
-    flags = [
-        "-O2",
-        "-std=c11",
-        "-Wall",
-        "-Wextra",
-        "-Werror",
-        "-fPIC",
-        "-shared",
-        "-DBK_POPCOUNT_BUILTIN=1",
-    ]
-    if (
-        subprocess.run(
-            [gcc, "-mpopcnt", "-E", "-x", "c", "/dev/null"], capture_output=True
-        ).returncode
-        == 0
-    ):
-        flags.append("-mpopcnt")
-    srcs = [str(FIRMWARE / s) for s in KERNEL_SOURCES] + [str(FIRMWARE / "frontend.c")]
-    subprocess.run([gcc, *flags, f"-I{FIRMWARE}", *srcs, "-o", str(out)], check=True)
-    return ffi.dlopen(str(out))
+def builtin_lib():
+    """The kernels built with the popcount-instruction variant (popcount=builtin)."""
+    return load(popcount="builtin")
 
 
 def test_popcount_instruction_variant_computes_the_same_network(builtin_lib):
@@ -416,7 +391,7 @@ def test_kernels_compile_for_cortex_m(cpu, tmp_path):
     cc = shutil.which("arm-none-eabi-gcc")
     if cc is None:
         pytest.skip("no arm-none-eabi-gcc")
-    for src in KERNEL_SOURCES:
+    for src in sorted(FIRMWARE.glob("*.c")):  # every portable file (SConstruct's KERNELS)
         proc = subprocess.run(
             [
                 cc,
@@ -430,11 +405,11 @@ def test_kernels_compile_for_cortex_m(cpu, tmp_path):
                 "-pedantic",
                 f"-I{FIRMWARE}",
                 "-c",
-                str(FIRMWARE / src),
+                str(src),
                 "-o",
-                str(tmp_path / (Path(src).stem + ".o")),
+                str(tmp_path / (src.stem + ".o")),
             ],
             capture_output=True,
             text=True,
         )
-        assert proc.returncode == 0, f"{src}: {proc.stderr}"
+        assert proc.returncode == 0, f"{src.name}: {proc.stderr}"

@@ -1,4 +1,5 @@
-"""`bnnkws build --target TARGET [--model PATH]`: generated C + hand-written kernels via SCons.
+"""`bnnkws build --target TARGET [--model PATH]`: generated C + hand-written kernels, built
+by tools/host/build.py (SCons).
 
 The model (a blob or a checkpoint) is turned into C by generator/codegen/emit_c.py in
 ``build/models/<hash16>/``; SCons then builds the target:
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bnnkws.generator.base.errors import BuildError
+from bnnkws.tools.host import build
 
 
 @dataclass(frozen=True)
@@ -30,21 +32,14 @@ class Target:
 
 
 def build_host(model_dir: Path | None) -> list[Path]:
-    from bnnkws.tools.host import hostlib
-
-    hostlib.load(model_dir)
-    variant = hostlib.model_variant_dir(model_dir) if model_dir else hostlib.build_dir() / "host"
-    return [variant / "libbnnkws.so"]
+    return [build.host_library(model_dir)]
 
 
 def board_builder(name: str) -> Callable[[Path | None], list[Path]]:
-    def build(model_dir: Path | None) -> list[Path]:
-        from bnnkws.tools.host import hostlib
-
+    def build_board(model_dir: Path | None) -> list[Path]:
         if model_dir is None:
             raise BuildError(f"--target {name} needs --model (firmware embeds a model)")
-        hostlib.run_scons([f"target={name}", f"model={model_dir.resolve()}"])
-        out = hostlib.build_dir() / name
+        out = build.board_firmware(model_dir, name)
         found = sorted(
             p for p in out.glob("firmware*") if p.suffix in (".elf", ".bin", ".hex", ".map")
         )
@@ -58,7 +53,7 @@ def board_builder(name: str) -> Callable[[Path | None], list[Path]]:
             print(f"{name}: flash {s.get('flash')} bytes, RAM {s.get('ram')} bytes")
         return found
 
-    return build
+    return build_board
 
 
 TARGETS: dict[str, Target] = {

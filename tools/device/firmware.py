@@ -1,8 +1,9 @@
 """Firmware images for the emulated boards: build one for a model, read its footprint.
 
 ``build_firmware`` turns a generated model folder (generator/codegen/emit_c.py) into
-``<build>/<target>/firmware.elf`` with SCons (firmware/SConscript.board), which also
-writes ``firmware.map`` and ``firmware.size.json``: flash = .text (code + read-only data,
+``<build>/<target>/firmware.elf`` (the build runner tools/host/build.py, whose SCons rules
+for boards are firmware/SConscript.board), which also writes ``firmware.map`` and
+``firmware.size.json``: flash = .text (code + read-only data,
 the vector table and the model's weights included) + the .data load image; RAM = .data +
 .bss + the reserved stack. Both come from the linker's own map, so they are what the
 board must provide.
@@ -11,14 +12,12 @@ board must provide.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from bnnkws.generator.base.errors import BuildError
-from bnnkws.generator.base.paths import build_dir, project_root
+from bnnkws.generator.base.paths import build_dir
+from bnnkws.tools.host import build
 
 BOARDS = {
     "mps2-an386": "Cortex-M4F (Armv7E-M: DSP instructions, single-precision FPU)",
@@ -68,26 +67,11 @@ def build_firmware(
     build_root: Path | None = None,
     defines: dict[str, str] | None = None,
 ) -> Firmware:
-    """SCons for `target` with the generated model in `model_dir`; returns the image."""
+    """Build `target` with the generated model in `model_dir`; returns the image."""
     if target not in BOARDS:
         raise BuildError(f"target {target!r}: expected one of {', '.join(BOARDS)}")
     root = Path(build_root or default_build_root())
-    cmd = [
-        sys.executable,
-        "-m",
-        "SCons",
-        "-Q",
-        f"build_dir={root}",
-        f"target={target}",
-        f"model={Path(model_dir).resolve()}",
-    ]
-    env = dict(os.environ)
-    if defines:
-        env["BK_FIRMWARE_DEFINES"] = " ".join(f"{k}={v}" for k, v in defines.items())
-    proc = subprocess.run(cmd, cwd=project_root(), capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        tail = (proc.stdout[-1500:] + proc.stderr[-2500:]).strip()
-        raise BuildError(f"scons target={target} failed (exit {proc.returncode}):\n{tail}")
+    build.board_firmware(model_dir, target, root, defines)
     return load(target, root)
 
 

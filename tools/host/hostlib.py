@@ -1,6 +1,6 @@
-"""cffi (ABI mode) binding of the host shared library built by SCons from firmware/.
+"""cffi (ABI mode) binding of the host shared library built from firmware/.
 
-The kernels-only library is built on first use (``scons target=host``) into
+The kernels-only library is built on first use (tools/host/build.py) into
 ``build/host/`` of the project root, or of ``BNNKWS_BUILD_DIR`` when set. A library with
 a generated model (generator/codegen/emit_c.py) gets its own variant folder,
 ``build/host-models/<model folder name>/``, so several models load in one process.
@@ -18,15 +18,13 @@ generator/integer/intmodel.py ([T][C], bits as 0/1 uint8, int32 scores):
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 from cffi import FFI
 
 from bnnkws.generator.base.errors import BuildError
-from bnnkws.generator.base.paths import build_dir, project_root
+from bnnkws.tools.host import build
 
 CDEF = """
 typedef struct {
@@ -137,54 +135,29 @@ ffi.cdef(MODEL_CDEF)  # ABI mode resolves globals on access: harmless for the ke
 ffi.cdef(COUNT_CDEF)  # likewise: only a count_ops library defines bk_op_counts
 
 
-def run_scons(args: list[str], quiet: bool = True) -> None:
-    """Run SCons (from the venv) in the project root; raise BuildError with its output on failure."""
-    cmd = [sys.executable, "-m", "SCons", "-Q", f"build_dir={build_dir()}", *args]
-    proc = subprocess.run(cmd, cwd=project_root(), capture_output=quiet, text=True)
-    if proc.returncode != 0:
-        tail = (proc.stdout or "")[-2000:] + (proc.stderr or "")[-2000:]
-        raise BuildError(f"scons {' '.join(args)} failed (exit {proc.returncode}):\n{tail}")
+_LIBS: dict[tuple, object] = {}
 
 
-_LIBS: dict[str, object] = {}
+def load(
+    model_dir: str | os.PathLike | None = None, count_ops: bool = False, popcount: str = "swar"
+) -> object:
+    """Build (if needed, bnnkws.tools.host.build) and dlopen the host library, optionally
+    with a generated model.
 
-
-def model_variant_dir(model_dir: str | os.PathLike) -> Path:
-    """Build folder of the host library of one generated model."""
-    return build_dir() / "host-models" / Path(model_dir).resolve().name
-
-
-def load(model_dir: str | os.PathLike | None = None, count_ops: bool = False) -> object:
-    """Build (if needed) and dlopen the host library, optionally with a generated model.
-
-    Each model folder builds into its own variant folder (:func:`model_variant_dir`), so
+    Each model folder builds into its own variant folder (build.model_variant_dir), so
     libraries of different models can be loaded side by side. A model folder is named
     by its model hash (generator/codegen/emit_c.py), so a loaded library never goes stale.
     count_ops: the kernels-only library with operation counters (``build/host-count/``,
-    read with :func:`op_counts`); not combined with a model.
+    read with :func:`op_counts`); popcount="builtin": the kernels-only library with the
+    popcount instruction; neither is combined with a model.
     """
-    if count_ops and model_dir:
-        raise ValueError("count_ops builds the kernels-only library: give no model_dir")
-    key = "count_ops" if count_ops else (str(Path(model_dir).resolve()) if model_dir else "")
-    if key in _LIBS:
-        return _LIBS[key]
-    args = ["target=host"]
-    variant = build_dir() / "host"
-    if count_ops:
-        variant = build_dir() / "host-count"
-        args += ["count_ops=1"]
-    if model_dir:
-        if not (Path(key) / "model.c").exists():
-            raise BuildError(f"{model_dir}: no model.c (generate it with bnnkws build or emit_c)")
-        variant = model_variant_dir(key)
-        args += [f"model={key}", f"variant={variant}"]
-    run_scons(args)
-    lib_path = variant / "libbnnkws.so"
-    if not lib_path.exists():
-        raise BuildError(f"{lib_path}: SCons finished but the library is missing")
-    lib = ffi.dlopen(str(lib_path))
-    _LIBS[key] = lib
-    return lib
+    if (count_ops or popcount != "swar") and model_dir:
+        raise ValueError("count_ops and popcount build the kernels-only library: give no model_dir")
+    key = (str(Path(model_dir).resolve()) if model_dir else "", count_ops, popcount)
+    if key not in _LIBS:
+        path = build.host_library(model_dir, count_ops=count_ops, popcount=popcount)
+        _LIBS[key] = ffi.dlopen(str(path))
+    return _LIBS[key]
 
 
 def op_counts(lib: object, reset: bool = False) -> dict[str, int]:
