@@ -63,6 +63,10 @@ COMPONENTS = {
     "no_partner": {"partner": 0.0},
 }
 BASELINES = ("dscnn", "tcresnet8")
+# the ten literature methods of the accelerator comparison (generator/training/kws_zoo.py);
+# jobs named like the baselines' ("<kind>-s<seed>"), trained by `bench accelerator`
+ZOO = ("dnn", "cnn", "lstm", "gru", "crnn", "dscnn", "tcresnet8", "tcresnet14", "matchboxnet",
+       "bcresnet1")
 
 
 @dataclass
@@ -104,7 +108,7 @@ def _job_name(model: str, seed: int, preset: str = "", ap2: bool = True, collab:
 
 
 def plan(bits: tuple[int, ...] = BITS, modes: tuple[str, ...] = MODES, seeds: tuple[int, ...] = (0,),
-         rows: tuple[Row, ...] = ROWS + EXTRA_ROWS, baselines: bool = True,
+         rows: tuple[Row, ...] = ROWS + EXTRA_ROWS, baselines: bool | tuple[str, ...] = True,
          components: bool = True) -> tuple[list[Job], dict]:
     """(jobs, cells): cells maps (row key, bits, mode, seed) -> (job name, deploy bits, deploy mode)."""
     jobs: dict[str, Job] = {}
@@ -136,7 +140,7 @@ def plan(bits: tuple[int, ...] = BITS, modes: tuple[str, ...] = MODES, seeds: tu
                     j.deploy.append((8, "wrap"))
                 cells[(f"component:{comp}", 8, "wrap", seed)] = (name, 8, "wrap")
         if baselines:
-            for kind in BASELINES:
+            for kind in BASELINES if baselines is True else baselines:
                 name = _job_name(kind, seed)
                 job(name, model=kind, seed=seed)
                 cells[(f"baseline:{kind}", 32, "wrap", seed)] = (name, 32, "wrap")
@@ -197,8 +201,15 @@ def run_job(job: Job, settings: Settings, results: str) -> dict:
             }
         model.set_accumulator(bits=job.train_bits, mode=job.train_mode)
     else:
+        from bnnkws.generator.training import kws_zoo
+
         r = evaluate(model, xs, ys, data.labels)
         out["test"]["32w"] = {"bits": 32, "mode": "wrap", "accuracy": r["accuracy"], "n": r["n"]}
+        # int8 simulated (post-training; kws_zoo.int8_evaluate), calibrated on training features
+        calib = data.x_train[np.random.default_rng(job.seed).permutation(len(data.y_train))[:512]]
+        out["test"]["int8"] = {"bits": 8, "mode": "int8", "n": r["n"],
+                               "accuracy": kws_zoo.int8_evaluate(model, xs, ys, calib)}
+        out["params"] = kws_zoo.count_params(model)
     folder = Path(results)
     if settings.save_checkpoints:
         model.labels = data.labels

@@ -447,7 +447,9 @@ class TCResNet8(FloatKws):
 def float_config(kind: str, n_classes: int = 10) -> dict:
     """Config of a float baseline: kind "dscnn" or "tcresnet8"."""
     if kind not in ("dscnn", "tcresnet8"):
-        raise ValueError(f"unknown float model {kind!r}, expected dscnn or tcresnet8")
+        from bnnkws.generator.training import kws_zoo  # the other literature baselines
+
+        return kws_zoo.zoo_config(kind, n_classes)
     return {"kind": kind, "n_frames": N_FRAMES, "n_mels": N_MELS, "n_classes": n_classes}
 
 
@@ -460,4 +462,8 @@ def build_model(config: dict) -> nn.Module:
         return DSCNN(config)
     if kind == "tcresnet8":
         return TCResNet8(config)
+    from bnnkws.generator.training import kws_zoo
+
+    if kind in kws_zoo.CLASSES:
+        return kws_zoo.build(config)
     raise ValueError(f"unknown model kind {kind!r}, expected bnn, dscnn or tcresnet8")

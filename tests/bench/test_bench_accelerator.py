@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from bnnkws.generator.base.errors import BnnkwsError
+from bnnkws.generator.training import ablation
 from bnnkws.generator.training.model import DSCNN, BnnKws, TCResNet8, bnn_config, float_config
 from bnnkws.tools.bench import accelerator as ba
 from bnnkws.tools.bench.accelerator_model import AcceleratorConfig
@@ -69,9 +70,8 @@ def test_needed_jobs_are_the_ablations():
         "structured-sbn-plain-32w-s0",
         "structured-sbn-collab-8w-s0",
         "structured-sbn-collab-8s-s0",
-        "dscnn-s0",
-        "tcresnet8-s0",
-    }
+    } | {f"{kind}-s0" for kind in ablation.ZOO}
+    assert len(ablation.ZOO) == 10 and {"dscnn", "tcresnet8"} <= set(ablation.ZOO)
     assert cells[("ovf", 32, "wrap", 0)][0] == "dense-fbn-plain-32w-s0"
     assert cells[("collab", 8, "saturate", 0)][0] == "structured-sbn-collab-8s-s0"
 

@@ -64,7 +64,7 @@ def needed_jobs(bits=BITS, modes=("wrap",), seeds=(0,)) -> tuple[list, dict]:
         tuple(modes),
         tuple(seeds),
         rows,
-        baselines=True,
+        baselines=ablation.ZOO,
         components=False,
     )
     keep = {}
