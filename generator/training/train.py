@@ -340,7 +340,8 @@ def predict(model: nn.Module, x: np.ndarray | torch.Tensor, batch_size: int = 51
     xs = torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
     outs = []
     for i in range(0, xs.shape[0], batch_size):
-        outs.append(model(xs[i : i + batch_size].to(device)).float().cpu())
+        xb = xs[i : i + batch_size].to(device)  # a BNN: its exact int32 scores, argmax on integers
+        outs.append((model.integer_forward(xb) if isinstance(model, BnnKws) else model(xb).float()).cpu())
     model.train(was)
     return torch.cat(outs).numpy() if outs else np.zeros((0, 0), dtype=np.float32)
 
