@@ -31,6 +31,8 @@ COMMAND_MODULES = [
     "bnnkws.tools.commands.demo",
     "bnnkws.tools.commands.bench",
     "bnnkws.tools.commands.bench_accelerator",
+    "bnnkws.tools.commands.bench_streaming",
+    "bnnkws.tools.commands.bench_card",
 ]
 
 

@@ -1,4 +1,5 @@
-"""`bnnkws data`: make a synthetic dataset (`synth`) or summarise a dataset folder (`info`)."""
+"""`bnnkws data`: make a synthetic dataset (`synth`), summarise a dataset folder (`info`), or
+write a split in the official test-set layout (`testset`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import warnings
 from pathlib import Path
 
 from bnnkws.generator.data.dataset import SPEECH_COMMANDS_KEYWORDS, SPLITS, load_dataset
+from bnnkws.generator.data.keywords import BROAD_OTHER_WORDS, DEFAULT_KEYWORDS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.required = True
     _register_synth(sub)
     _register_info(sub)
+    _register_testset(sub)
 
 
 def _register_synth(sub: argparse._SubParsersAction) -> None:
@@ -62,6 +65,12 @@ def _register_synth(sub: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="use only these talkers (e.g. kal slt espk-m1; default: all)",
     )
+    p.add_argument(
+        "--broad",
+        action="store_true",
+        help="unknown words: the broad other-word vocabulary (generator/data/keywords.py "
+        "BROAD_OTHER_WORDS, less the keywords) instead of --unknown-words",
+    )
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPU count)")
     p.add_argument("--force", action="store_true", help="replace a previous synth output in OUT")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -71,10 +80,13 @@ def _register_synth(sub: argparse._SubParsersAction) -> None:
 def _synth(args: argparse.Namespace) -> int:
     from bnnkws.generator.data.synth import SynthConfig, synthesize_dataset
 
+    unknown = args.unknown_words
+    if args.broad:
+        unknown = [w for w in BROAD_OTHER_WORDS if w not in args.keywords]
     config = SynthConfig(
         out=args.out,
         keywords=tuple(args.keywords),
-        unknown_words=tuple(args.unknown_words),
+        unknown_words=tuple(unknown),
         per_word=args.per_word,
         unknown_per_word=args.unknown_per_word,
         seed=args.seed,
@@ -135,6 +147,43 @@ def _info(args: argparse.Namespace) -> int:
         )
         counts = " ".join(f"{k}={v}" for k, v in ds.label_counts().items())
         print(f"  {split:<10} {len(ds):>6}  {counts}")
+    return 0
+
+
+def _register_testset(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "testset",
+        help="write a split in the official test-set layout, unknown = words never trained on",
+        description="Write one split of a training-layout dataset as the official Speech Commands "
+        "test set is laid out (a folder per keyword, _unknown_, _silence_), built as the mix "
+        "recipe builds it (generator/data/mixing.py): _unknown_ holds only words held out of "
+        "training (default happy, and the hash-held-out words of --extra-unknown data), "
+        "_silence_ 1-s slices of the held-out part of the background recordings at random levels.",
+    )
+    p.add_argument("--data", type=Path, required=True, help="dataset folder (training layout)")
+    p.add_argument("--out", type=Path, required=True, help="new folder to write")
+    p.add_argument("--split", choices=("validation", "test"), default="test")
+    p.add_argument("--keywords", nargs="+", default=list(DEFAULT_KEYWORDS), metavar="WORD")
+    p.add_argument("--extra-unknown", type=Path, nargs="+", default=[], metavar="DIR")
+    p.add_argument("--holdout", nargs="+", default=["happy"], metavar="WORD")
+    p.add_argument("--unknown-ratio", type=float, default=1.0,
+                   help="unknown clips per keyword class, at most (default 1)")
+    p.add_argument("--silence-ratio", type=float, default=1.0,
+                   help="silence clips per keyword class (default 1)")
+    p.add_argument("--all-unknown", action="store_true",
+                   help="_unknown_ also holds the split's trained-on other words")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_testset)
+
+
+def _testset(args: argparse.Namespace) -> int:
+    from bnnkws.generator.data.mixing import MixOptions, write_test_layout
+
+    opt = MixOptions(holdout=tuple(args.holdout), unknown_ratio=args.unknown_ratio,
+                     silence_ratio=args.silence_ratio)
+    counts = write_test_layout(args.data, args.keywords, args.out, args.split, args.extra_unknown, opt,
+                               args.seed, heldout_only=not args.all_unknown)
+    print(f"{args.out}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return 0
 
 

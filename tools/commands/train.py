@@ -51,7 +51,8 @@ def add_data_args(p: argparse.ArgumentParser, keywords: bool = True) -> None:
                                     ("unknown-ratio", 2.0, "unknown examples per keyword class"),
                                     ("silence-ratio", 1.0, "silence examples per keyword class"),
                                     ("cut-ratio", 0.3, "cut-keyword examples (as unknown) per keyword class"),
-                                    ("splice-ratio", 0.2, "spliced-word examples (as unknown) per keyword class")):
+                                    ("splice-ratio", 0.2, "spliced-word examples (as unknown) per keyword class"),
+                                    ("noise-prob", 0.85, "share of examples with background mixed in")):
             p.add_argument(f"--{name}", type=type(default), default=None,
                            help=f"mix: {what} (default {default})")
     p.add_argument("--cache", type=Path, default=None,
@@ -149,7 +150,7 @@ def data_spec(args: argparse.Namespace):
     mix = None
     if args.recipe == "mix":
         over = {k: getattr(args, k) for k in ("copies", "unknown_ratio", "silence_ratio", "cut_ratio",
-                                               "splice_ratio") if getattr(args, k) is not None}
+                                               "splice_ratio", "noise_prob") if getattr(args, k) is not None}
         if args.holdout is not None:
             over["holdout"] = tuple(args.holdout)
         mix = MixOptions(**over).to_dict()

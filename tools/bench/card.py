@@ -1,0 +1,184 @@
+"""The model card: every shipped model (and the recipe ablation) measured on the same test
+sets, in the deployed arithmetic, per class.
+
+Computing (``measure``) is separate from writing (``format_card``): the measurements are
+saved as JSON (docs/results/card.json) so the card can be rewritten from saved results
+when the ablation's checkpoints are not at hand (a clean checkout ships only models/).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bnnkws.generator.base.errors import BnnkwsError
+from bnnkws.generator.frontend import FrontendParams
+from bnnkws.generator.training.checkpoint import load_checkpoint
+from bnnkws.generator.training.model import BnnKws
+from bnnkws.generator.training.train import DataSpec, evaluate, load_split
+
+
+@dataclass(frozen=True)
+class TestSet:
+    """A folder in the official test layout and what its `_unknown_` measures."""
+
+    name: str
+    path: Path
+    about: str
+
+
+def _short_command(train: dict) -> str:
+    argv = train.get("argv") or []
+    keep, skip = [], {"--data", "--out", "--cache", "--extra-unknown", "--threads"}
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in skip:
+            i += 2
+            while i < len(argv) and not argv[i].startswith("--"):
+                i += 1
+            continue
+        keep.append(a)
+        i += 1
+    return shlex.join(keep)
+
+
+def measure_model(name: str, path: Path, tests: list[TestSet], cache: Path | None = None) -> dict:
+    """Clip accuracy and per-class accuracy of one checkpoint on each test set."""
+    model, ck = load_checkpoint(path)
+    labels = ck["labels"]
+    frontend = FrontendParams.from_bytes(ck["frontend"], where=f"{path}: front-end section")
+    train = ck.get("train") or {}
+    out = {
+        "name": name,
+        "file": str(path),
+        "kind": "bnn" if isinstance(model, BnnKws) else type(model).__name__,
+        "labels": labels,
+        "cost": model.cost(),
+        "validation": (ck.get("metrics") or {}).get("validation", {}).get("accuracy"),
+        "train": {
+            "command": _short_command(train),
+            "recipe": ((train.get("data") or {}).get("recipe") or "plain"),
+            "mix": (train.get("data") or {}).get("mix"),
+            "extra": bool((train.get("data") or {}).get("extra")),
+            "epochs": (train.get("options") or {}).get("epochs"),
+            "seed": train.get("seed"),
+            "wall_s": train.get("wall_s"),
+        },
+        "tests": {},
+    }
+    for t in tests:
+        spec = DataSpec(str(t.path), labels[2:])
+        x, y = load_split(spec, "test", frontend, cache, progress=False)
+        r = evaluate(model, x, y, labels, overflow=False)
+        kw = [r["per_class"][w] for w in labels[2:] if r["per_class"][w] is not None]
+        out["tests"][t.name] = {
+            "n": r["n"],
+            "accuracy": r["accuracy"],
+            "per_class": r["per_class"],
+            "keywords_mean": float(np.mean(kw)) if kw else None,
+            "confusion": r["confusion"],
+        }
+    return out
+
+
+def measure(models: dict[str, Path], ablation: dict[str, Path], tests: list[TestSet],
+            cache: Path | None = None, log=print) -> dict:
+    """Measure every model and ablation checkpoint; the saved-results document."""
+    res = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {platform.system()}",
+           "tests": [{"name": t.name, "about": t.about} for t in tests], "models": [], "ablation": []}
+    for group, items in (("models", models), ("ablation", ablation)):
+        for name, path in items.items():
+            if not Path(path).is_file():
+                raise BnnkwsError(f"{path}: no such checkpoint ({group} entry {name!r})")
+            log(f"card: measuring {name} ({path})")
+            res[group].append(measure_model(name, Path(path), tests, cache))
+    return res
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f} %"
+
+
+def _row(m: dict, test_names: list[str]) -> list[str]:
+    first = m["tests"][test_names[0]]
+    cells = [_pct(first["accuracy"]), _pct(first["per_class"].get("_unknown_")),
+             _pct(first["per_class"].get("_silence_")), _pct(first["keywords_mean"])]
+    for t in test_names[1:]:
+        cells.append(_pct(m["tests"][t]["per_class"].get("_unknown_")))
+    return cells
+
+
+def format_card(res: dict, command: str, streaming: dict | None = None) -> str:
+    tests = res["tests"]
+    names = [t["name"] for t in tests]
+    out = ["# Model card: `models/default.pt` and its baselines", ""]
+    out += [f"Written by `{command}` on {res['date']} ({res['machine']}). Every number is the deployed "
+            "arithmetic (BNN: the integer model, bit-exact with C, MicroPython and the firmware; float "
+            "baselines: float32), measured on the test sets below, built from the **test split** of the "
+            "real recordings (speakers disjoint from training and validation) in the official "
+            "Speech Commands test layout by `bnnkws data testset` (generator/data/mixing.py):", ""]
+    for t in tests:
+        out.append(f"- `{t['name']}`: {t['about']}")
+    out += ["", "The official Speech Commands test set (its speakers and its twenty other words) is not "
+            "available here: the team measures on it, and the gap between these numbers and those is "
+            "part of the result.", ""]
+    head = ["model", "role", "trained", "test acc.", "`_unknown_` (held-out word)", "`_silence_`",
+            "keywords (mean)"] + [f"`_unknown_` on `{n}`" for n in names[1:]]
+    out += ["## Clip accuracy", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in res["models"]:
+        tr = m["train"]
+        trained = f"{tr['recipe']}{' + extra' if tr['extra'] else ''}, {tr['epochs']} ep."
+        out.append("| " + " | ".join([f"`{m['name']}`", m["kind"], trained, *_row(m, names)]) + " |")
+    out += ["", "## Per class (test set `" + names[0] + "`)", ""]
+    labels = res["models"][0]["labels"] if res["models"] else []
+    out += ["| model | " + " | ".join(f"`{c}`" for c in labels) + " |", "|---|" + "---:|" * len(labels)]
+    for m in res["models"]:
+        pc = m["tests"][names[0]]["per_class"]
+        out.append(f"| `{m['name']}` | " + " | ".join(_pct(pc.get(c)) for c in labels) + " |")
+    for m in res["models"]:
+        conf = np.asarray(m["tests"][names[0]]["confusion"])
+        np.fill_diagonal(conf, 0)
+        if conf.sum():
+            i, j = np.unravel_index(np.argmax(conf), conf.shape)
+            out.append(f"\n`{m['name']}`: most frequent confusion `{labels[i]}` -> `{labels[j]}` "
+                       f"({conf[i, j]} clips).")
+    out += ["", "## Cost", "", "| model | cost (per inference) |", "|---|---|"]
+    for m in res["models"]:
+        out.append(f"| `{m['name']}` | " + ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
+                                                     for k, v in m["cost"].items()) + " |")
+    if res["ablation"]:
+        out += ["", "## What each training choice buys (recipe ablation)", "",
+                "Compact BNN (8-bit wrap, full overflow-aware method), the same seed and epochs per row; "
+                "only the data recipe changes. The options differ from the mix recipe's defaults "
+                "(generator/data/mixing.py MixOptions) as listed.", "",
+                "| recipe | options | val. | " + " | ".join(h for h in head[3:]) + " |",
+                "|---|---|---:|" + "---:|" * (len(head) - 3)]
+        for m in res["ablation"]:
+            tr = m["train"]
+            out.append(f"| `{m['name']}` | `{tr['command']}` | {_pct(m['validation'])} | "
+                       + " | ".join(_row(m, names)) + " |")
+    if streaming:
+        out += ["", "## Streaming", "", streaming.get("summary", ""), ""]
+    out.append("")
+    return "\n".join(out)
+
+
+def save_results(path: Path, res: dict) -> None:
+    from bnnkws.generator.base.fileio import write_atomic
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(res, indent=1) + "\n")
+
+
+def load_results(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise BnnkwsError(f"{path}: cannot read saved card results ({exc})") from None
