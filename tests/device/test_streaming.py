@@ -1,0 +1,341 @@
+"""Streaming bench and calibration (tools/bench/streaming.py, generator/data/streams.py):
+streams built from a split, TensorFlow's scoring rule, the host pipeline against the numpy
+reference, the C detector against the Python one on stream scores, calibration meeting its
+false-alarm target (or naming the best rate), the calibrated configuration travelling
+through checkpoint, blob, generated C, host library and MicroPython reader, and the
+emulated board giving the host's detections."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_firmware_qemu import beep, beep_model, noise
+
+from bnnkws.generator.base.errors import DatasetError, FormatError
+from bnnkws.generator.codegen.emit_c import emit_c
+from bnnkws.generator.data.audio_io import write_wav
+from bnnkws.generator.data.streams import UNKNOWN, Placed, Stream, make_stream, split_clips
+from bnnkws.generator.export import blob as blobmod
+from bnnkws.generator.export.detector_config import DetectorConfig
+from bnnkws.generator.frontend import features
+from bnnkws.tools.bench import streaming as S
+from bnnkws.tools.device.detector import NEVER, Detection, posteriors
+
+SR = 16000
+
+
+def _clip(sound: np.ndarray, at: float = 0.3) -> np.ndarray:
+    out = np.zeros(SR, dtype=np.int16)
+    a = int(at * SR)
+    out[a : a + sound.size] = sound[: SR - a]
+    return out
+
+
+@pytest.fixture(scope="module")
+def beep_data(tmp_path_factory) -> Path:
+    """A tiny dataset in the Speech Commands layout: keyword 'beep', other word 'hum'."""
+    root = tmp_path_factory.mktemp("beepdata")
+    for i in range(6):
+        write_wav(root / "beep" / f"b{i}.wav", _clip(beep(0.45, 600 + 40 * i)))
+    t = np.arange(int(0.5 * SR)) / SR
+    for i in range(3):
+        hum = (np.sin(2 * np.pi * (120 + 10 * i) * t) * 3000).astype(np.int16)
+        write_wav(root / "hum" / f"h{i}.wav", _clip(hum))
+    write_wav(root / "_background_noise_" / "brown.wav", noise(20.0, seed=3))
+    (root / "testing_list.txt").write_text(
+        "beep/b0.wav\nbeep/b1.wav\nbeep/b2.wav\nbeep/b3.wav\nhum/h0.wav\nhum/h1.wav\n"
+    )
+    (root / "validation_list.txt").write_text("beep/b4.wav\nbeep/b5.wav\nhum/h2.wav\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def beeper():
+    """(the hand-made beep detector of test_firmware_qemu.py, its detector configuration)"""
+    return beep_model()
+
+
+def test_stream_places_each_clip_at_its_label_time_and_snr(beep_data):
+    st = make_stream(beep_data, "test", ["beep"], seed=4, snr_db=(6.0, 18.0))
+    assert sorted(p.path for p in st.placed) == sorted(
+        (beep_data / "testing_list.txt").read_text().split()
+    )
+    assert {p.label for p in st.placed} == {"beep", UNKNOWN}
+    starts = [p.start_s for p in st.placed]
+    gaps = np.diff(starts)
+    assert np.all((gaps >= 2.0 - 1e-3) & (gaps <= 3.0 + 1e-3))
+    assert all(6.0 <= p.snr_db <= 18.0 for p in st.placed)
+    assert st.seconds >= starts[-1] + 1.0
+    lines = st.labels_text().splitlines()
+    assert lines[0] == f"{st.placed[0].label},{round(1000 * st.placed[0].start_s)}"
+    # the clip is in the audio at its place: the louder part of the stream
+    a = int(st.placed[0].start_s * SR) + int(0.3 * SR)
+    seg = st.audio[a : a + int(0.4 * SR)].astype(float)
+    quiet = st.audio[int(0.2 * SR) : int(1.2 * SR)].astype(float)
+    assert np.sqrt(np.mean(seg**2)) > 1.5 * np.sqrt(np.mean(quiet**2))
+    # same seed, same stream; --minutes repeats clips to the length asked for
+    again = make_stream(beep_data, "test", ["beep"], seed=4)
+    assert np.array_equal(again.audio, st.audio)
+    longer = make_stream(beep_data, "test", ["beep"], seed=4, minutes=1.0)
+    assert len(longer.placed) == 24 and 59 < longer.seconds < 66
+
+
+def test_bad_dataset_folders_get_one_line(beep_data, tmp_path, capsys):
+    from bnnkws.tools.cli import main
+
+    with pytest.raises(DatasetError, match="no folder for keyword"):
+        split_clips(beep_data, "test", ["beep", "yes"])
+    bad = tmp_path / "bad"
+    shutil.copytree(beep_data, bad)
+    (bad / "testing_list.txt").write_text("beep/b0.wav\nbeep/gone.wav\n")
+    with pytest.raises(DatasetError, match="names 1 missing file.*beep/gone.wav"):
+        make_stream(bad, "test", ["beep"])
+    empty = tmp_path / "empty"
+    shutil.copytree(beep_data, empty)
+    shutil.rmtree(empty / "_background_noise_")
+    (empty / "_background_noise_").mkdir()
+    blob = tmp_path / "beep.bkim"
+    blobmod.save(beep_model()[0], blob)
+    rc = main(["bench", "streaming", "--model", str(blob), "--data", str(empty)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "_background_noise_" in err[0] and "no WAV" in err[0]
+
+
+def test_vectorised_posteriors_are_the_detector_rule():
+    rng = random.Random(5)
+    rows = [[rng.randint(-(2**31), 2**31 - 1) for _ in range(10)] for _ in range(40)]
+    rows += [[rng.randint(-40, 40) for _ in range(10)] for _ in range(200)]
+    rows += [[7] * 10, [0] * 9 + [2**31 - 1]]
+    for t in (0, 1, 2, 5, 16):
+        got = S.posteriors_array(np.array(rows, dtype=np.int64), t).tolist()
+        assert got == [posteriors(r, t) for r in rows]
+
+
+def _track(frames: list[int], scores: list[list[int]]) -> S.ScoreTrack:
+    return S.ScoreTrack(np.array(frames), np.array(scores, dtype=np.int32), 320, 640, 49, SR)
+
+
+def test_scoring_follows_tensorflows_streaming_rule():
+    labels = ["_silence_", "_unknown_", "yes", "no"]
+    tr = _track([0], [[0, 0, 0, 0]])
+    win = tr.window_s  # 1.0 s: a detection's time is its window's start
+    placed = [
+        Placed("yes", "yes", 10.0, 10.0, "a"),
+        Placed("no", "no", 20.0, 10.0, "b"),
+        Placed(UNKNOWN, "cat", 30.0, 10.0, "c"),
+        Placed("yes", "yes", 40.0, 10.0, "d"),
+    ]
+
+    def at(t_start: float, label: int) -> Detection:  # window starting at t_start
+        frame = round((t_start + win - 640 / SR) * SR / 320)
+        return Detection(frame, label, 30000)
+
+    dets = [
+        at(10.5, 2),  # yes, 0.5 s after its start: correct
+        at(10.7, 2),  # the same clip again: false alarm
+        at(19.4, 2),  # "yes" on a "no" within 0.75 s: wrong label
+        at(30.2, 3),  # on an other word: false alarm
+        at(41.0, 2),  # 1.0 s after the clip start: out of reach, false alarm
+    ]
+    sc = S.score(placed, dets, labels, tr, 3600.0)
+    assert (sc.keywords, sc.correct, sc.wrong, sc.false_alarms) == (3, 1, 1, 3)
+    assert sc.wrong_pairs == [("no", "yes")]
+    assert sc.per_keyword == {"yes": (1, 2), "no": (0, 1)}
+    assert sc.fa_per_hour == 3.0 and abs(sc.recall - 1 / 3) < 1e-12
+
+
+def test_host_pipeline_is_the_numpy_reference_and_the_c_detector_agrees(beeper, beep_data):
+    model, cfg = beeper
+    st = make_stream(beep_data, "test", ["beep"], seed=1)
+    hp = S.HostPipeline(model)
+    tr = hp.run(st.audio)
+    feats = features(st.audio, model.frontend)
+    wins = np.stack([feats[f - 48 : f + 1] for f in tr.frames])
+    assert tr.frames[0] == 48 and np.all(np.diff(tr.frames) == S.DEFAULT_STRIDE)
+    assert np.array_equal(tr.scores, model.forward(wins))
+    # the C detector == the Python one on these scores, with settings that fire often
+    for c in (cfg, DetectorConfig((NEVER, 9000), smooth=1, temp_shift=0, refractory=0)):
+        dets = S.detect(c, tr)
+        assert dets and S.c_detector_agrees(c, tr, dets, hp.net.lib)
+    sc = S.score(st.placed, S.detect(cfg, tr), model.labels, tr, st.seconds)
+    assert sc.correct >= 3  # the beeps are heard
+
+
+def _synthetic_runs() -> tuple[list, list[str]]:
+    """One 'yes' keyword said 10 times; a noise burst that looks like 'yes' at 0.9, and
+    one that is 'yes' beyond doubt (posterior 1.0 even at threshold 1)."""
+    labels = ["_silence_", "_unknown_", "yes"]
+    frames, scores, placed = [], [], []
+    quiet = [8, 0, 0]
+    f = 48
+    for k in range(10):
+        placed.append(Placed("yes", "yes", 5.0 * k + 2.0, 10.0, f"y{k}"))
+        start_frame = round((5.0 * k + 2.0 + 0.3) * SR / 320)  # window starts 0.3 s after
+        end = start_frame + 48
+        while f < end - 30:
+            frames.append(f)
+            scores.append(quiet)
+            f += 5
+        for _ in range(3):
+            frames.append(f)
+            scores.append([0, 0, 4 + k % 3])
+            f += 5
+    for burst in ([0, 0, 2], [0, 0, 10**6]):  # false alarms in the gap of the last clip
+        for _ in range(12):
+            frames.append(f)
+            scores.append(quiet)
+            f += 5
+        for _ in range(3 if burst[2] == 2 else 9):  # longer than any smoothing window
+            frames.append(f)
+            scores.append(burst)
+            f += 5
+    stream = Stream(np.zeros(3600 * SR, np.int16), placed, "test", 0, (6.0, 18.0))  # 1 hour
+    return [(stream, _track(frames, scores))], labels
+
+
+def test_calibration_meets_the_target_or_names_the_best_rate():
+    runs, labels = _synthetic_runs()
+    base = DetectorConfig.for_labels(labels)
+    cal = S.calibrate(base, labels, runs, target_fa_per_hour=1.0)
+    assert cal.score.false_alarms <= 1 and cal.score.correct == 10
+    loose = S.calibrate(base, labels, runs, target_fa_per_hour=2.0)
+    assert loose.score.correct == 10 and loose.score.false_alarms <= 2
+    with pytest.raises(
+        S.CalibrationError, match=r"target of 0/h cannot be met: the lowest rate reached is 1\.00/h"
+    ):
+        S.calibrate(base, labels, runs, target_fa_per_hour=0.0)
+
+
+def test_calibrated_configuration_travels_to_blob_c_host_and_micropython(beeper, tmp_path):
+    from bnnkws.reference.bnn import Model as RefModel
+    from bnnkws.tools.host.hostlib import CNet
+
+    model, _ = beeper
+    plain = blobmod.to_bytes(model)
+    assert "DETC" not in [s.tag for s in blobmod.check_header(plain).sections]
+    cfg = DetectorConfig((NEVER, 23456), smooth=5, temp_shift=3, refractory=40)
+    model.meta["detector"] = cfg.to_dict()
+    try:
+        data = blobmod.to_bytes(model)
+    finally:
+        del model.meta["detector"]
+    assert blobmod.to_bytes(model) == plain  # uncalibrated: byte for byte as before
+    assert [s.tag for s in blobmod.check_header(data).sections][-2:] == ["META", "DETC"]
+    back = blobmod.from_bytes(data)
+    assert DetectorConfig.of_model(back) == cfg
+    assert RefModel(data).detector == cfg.to_dict()
+    assert RefModel(plain).detector is None
+    assert CNet.from_model_dir(emit_c(back, tmp_path / "cal")).detector_config() == cfg
+    fe = model.frontend
+    default = DetectorConfig.default_for(model.labels, fe.hop, fe.sample_rate)
+    assert CNet.from_model_dir(emit_c(model, tmp_path / "plain")).detector_config() == default
+    # a DETC whose class count disagrees with MODL is refused
+    bad = DetectorConfig((NEVER, 1, 2), 1, 0, 0).to_payload()
+    body = data[blobmod.HEADER.size :]
+    i = body.rindex(b"DETC")
+    body = body[:i] + blobmod._section(b"DETC", bad)
+    import zlib
+
+    forged = blobmod.HEADER.pack(blobmod.MAGIC, 1, 16, 16 + len(body), zlib.crc32(body)) + body
+    with pytest.raises(FormatError, match="DETC has 3 thresholds"):
+        blobmod.from_bytes(forged)
+
+
+def test_calibration_travels_in_the_checkpoint(tmp_path):
+    from bnnkws.generator.export.loading import load_any
+    from bnnkws.generator.training.checkpoint import set_detector
+
+    src = Path(__file__).resolve().parents[2] / "models" / "default.pt"
+    ckpt = tmp_path / "m.pt"
+    shutil.copyfile(src, ckpt)
+    before = load_any(ckpt)
+    assert "detector" not in before.model.meta
+    labels = before.model.labels
+    cfg = DetectorConfig.for_labels(labels, threshold=0.9, smooth=4, temp_shift=1)
+    set_detector(ckpt, {**cfg.to_dict(), "calibration": {"target_fa_per_hour": 6.0}})
+    after = load_any(ckpt)
+    assert DetectorConfig.of_model(after.model) == cfg
+    assert after.model.meta["calibration"] == {"target_fa_per_hour": 6.0}
+    set_detector(ckpt, None)
+    assert load_any(ckpt).blob == before.blob
+
+
+def test_bench_command_calibrates_writes_the_report_and_the_plot(
+    beeper, beep_data, tmp_path, capsys
+):
+    from bnnkws.tools.cli import main
+
+    blob = tmp_path / "beep.bkim"
+    blobmod.save(beeper[0], blob)
+    out, doc = tmp_path / "cal.bkim", tmp_path / "docs" / "STREAMING.md"
+    rc = main(
+        [
+            "bench",
+            "streaming",
+            "--model",
+            str(blob),
+            "--data",
+            str(beep_data),
+            "--minutes",
+            "0.5",
+            "--calibrate",
+            "--target-fa-per-hour",
+            "100000",
+            "--calibration-minutes",
+            "0.5",
+            "--out",
+            str(out),
+            "--doc",
+            str(doc),
+        ]
+    )
+    cap = capsys.readouterr()
+    text = cap.out
+    assert rc == 0, text + cap.err
+    assert "C detector (firmware/detector.c) == Python detector on these scores: True" in text
+    cal = blobmod.load(out)
+    assert "detector" in cal.meta and cal.meta["calibration"]["target_fa_per_hour"] == 100000.0
+    md = doc.read_text()
+    assert "750 ms" in md and "seed" in md.lower() and "6-18 dB" in md
+    assert (doc.parent / "streaming.png").read_bytes()[:4] == b"\x89PNG"
+    # a target no setting meets: one line naming the lowest rate reached
+    rc = main(
+        [
+            "bench",
+            "streaming",
+            "--model",
+            str(blob),
+            "--data",
+            str(beep_data),
+            "--calibrate",
+            "--target-fa-per-hour",
+            "0",
+            "--calibration-minutes",
+            "0.5",
+            "--out",
+            str(out),
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert "target of 0/h cannot be met: the lowest rate reached is" in err[0]
+
+
+@pytest.mark.qemu
+def test_the_emulated_board_gives_the_host_detections(beeper, beep_data):
+    if not shutil.which("qemu-system-arm") or not shutil.which("arm-none-eabi-gcc"):
+        pytest.fail(
+            "qemu-system-arm / arm-none-eabi-gcc not installed: run tools/bootstrap.sh setup"
+        )
+    model, cfg = beeper
+    st = make_stream(beep_data, "validation", ["beep"], seed=2)  # 3 clips, about 9 s
+    hp = S.HostPipeline(model)
+    tr = hp.run(st.audio)
+    host = S.detect(cfg, tr)
+    assert host
+    dev = S.emulated_run(model, st.audio, cfg)
+    assert S.compare_device(dev, tr, host)

@@ -1,0 +1,761 @@
+"""Streaming accuracy: long streams through the bit-exact pipeline, scored as TensorFlow's
+speech_commands ``test_streaming_accuracy.py`` scores them; DET curve; calibration.
+
+Pipeline (host): the C streaming front-end (firmware/frontend.c through cffi) makes one
+int8 feature row per hop; once n_frames rows are held, the generated network (the model's
+host library, firmware/bnn_model.c) runs on the last window every ``stride`` hops, as
+firmware/app/kws.c does; the integer detector (tools/device/detector.py, the twin of
+firmware/detector.c) turns the scores into detections. ``--device emulated`` streams the
+same audio to the firmware on QEMU and must report the same scores and detections.
+
+Scoring (accuracy_utils.StreamingAccuracyStats of TensorFlow's speech_commands example):
+a detection's time is the start of the window that fired (TensorFlow's
+``current_time_ms`` is the start of the clip window it classifies), i.e. its end minus
+the window length. It is matched with the first keyword clip (in time) whose start lies
+within ``TOLERANCE_S`` (750 ms, TensorFlow's ``time_tolerance_ms`` default) of it: the
+detection is *correct* when it names that clip's keyword and the clip was not matched
+before, *wrong* when it names another keyword (the clip is then matched), and a *false
+alarm* when no keyword clip is in reach (other words, noise) or the clip was already
+matched. With 1 s windows this puts a correct detection's window end between 0.25 s and
+1.75 s after the clip start. Recall is correct / keyword clips.
+
+The scores do not depend on the detector settings, so a DET curve (miss rate against
+false alarms per hour as the keyword threshold moves) and calibration re-run only the
+detector over the stored integer scores (their posteriors, computed once).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bnnkws.generator.base.errors import BnnkwsError
+from bnnkws.generator.data.streams import Placed, Stream
+from bnnkws.generator.export.detector_config import (
+    MAX_SMOOTH,
+    Q15_ONE,
+    DetectorConfig,
+)
+from bnnkws.tools.device.detector import EXP2_NEG_Q15, Detection, Detector
+
+TOLERANCE_S = 0.75
+DEFAULT_STRIDE = 5  # hops between inferences: firmware/app/app.h BK_APP_STRIDE
+CHUNK = 256  # samples per front-end push, as the serial link sends them
+# keyword thresholds (posterior) swept for the DET curve and tried by calibration
+# (posteriors crowd near 1, so the grid is fine there: 1 - 0.1 * 2^(-k/2))
+THRESHOLD_GRID = tuple(
+    sorted(
+        {round(float(x), 5) for x in np.arange(0.05, 0.9, 0.05)}
+        | {round(1 - 0.1 * 2 ** (-k / 2), 5) for k in range(21)}
+        | {1.0}
+    )
+)
+
+
+class CalibrationError(BnnkwsError):
+    """The false-alarm target cannot be met."""
+
+
+# --------------------------------------------------------------------------------------
+# Running a stream
+# --------------------------------------------------------------------------------------
+@dataclass
+class ScoreTrack:
+    """The network's outputs over one stream: frame (last row of the window) and scores."""
+
+    frames: np.ndarray  # int64 [N]
+    scores: np.ndarray  # int32 [N, C]
+    hop: int
+    frame_len: int
+    n_frames: int
+    sample_rate: int
+    _post: dict = field(default_factory=dict, repr=False)
+
+    def end_s(self, frame: int) -> float:
+        return (frame * self.hop + self.frame_len) / self.sample_rate
+
+    @property
+    def window_s(self) -> float:
+        return ((self.n_frames - 1) * self.hop + self.frame_len) / self.sample_rate
+
+    def posteriors(self, temp_shift: int) -> list[list[int]]:
+        """Q15 posteriors per window (cached per temp_shift)."""
+        if temp_shift not in self._post:
+            self._post[temp_shift] = posteriors_array(self.scores, temp_shift).tolist()
+        return self._post[temp_shift]
+
+
+def posteriors_array(scores: np.ndarray, temp_shift: int) -> np.ndarray:
+    """tools/device/detector.py ``posteriors`` over many windows at once (int64 [N, C]);
+    tests check it against the per-window rule."""
+    s = np.asarray(scores, dtype=np.int64)
+    if s.size == 0:
+        return s.copy()
+    v = s.max(axis=1, keepdims=True) - s
+    ipart = v >> temp_shift
+    frac6 = ((v & ((1 << temp_shift) - 1)) << 6) >> temp_shift
+    table = np.asarray(EXP2_NEG_Q15, dtype=np.int64)
+    w = np.where(ipart >= 16, 0, table[frac6] >> np.minimum(ipart, 15))
+    return (w << 15) // w.sum(axis=1, keepdims=True)
+
+
+class HostPipeline:
+    """A model's host library: streaming front-end, network, scores per window."""
+
+    def __init__(self, model, stride: int = DEFAULT_STRIDE) -> None:
+        from bnnkws.tools.host.hostlib import CFrontend, CNet
+
+        if stride < 1:
+            raise BnnkwsError(f"stride {stride}: expected >= 1")
+        self.model = model
+        self.net = CNet.build(model)
+        self.fe = CFrontend(model.frontend, self.net.lib)
+        self.stride = stride
+
+    @property
+    def default_config(self) -> DetectorConfig:
+        """bk_model_detector of the generated C (the model's own, or the defaults)."""
+        return self.net.detector_config()
+
+    def run(self, audio: np.ndarray) -> ScoreTrack:
+        x = np.ascontiguousarray(audio, dtype=np.int16)
+        rows = self.fe.stream([x[i : i + CHUNK] for i in range(0, x.size, CHUNK)])
+        n = self.net.n_frames
+        ends = np.arange(n - 1, rows.shape[0], self.stride, dtype=np.int64)
+        scores = np.zeros((ends.size, self.net.n_classes), dtype=np.int32)
+        if ends.size:
+            win = np.lib.stride_tricks.sliding_window_view(rows, n, axis=0)  # [R-n+1, F, n]
+            for a in range(0, ends.size, 512):
+                e = ends[a : a + 512]
+                batch = np.ascontiguousarray(win[e - (n - 1)].transpose(0, 2, 1))
+                scores[a : a + 512], _ = self.net.scores(batch)
+        fe = self.model.frontend
+        return ScoreTrack(ends, scores, fe.hop, fe.frame_len, n, fe.sample_rate)
+
+
+def detect(config: DetectorConfig, track: ScoreTrack) -> list[Detection]:
+    """The integer detector over a stored track (posteriors computed once per temp_shift)."""
+    det = Detector(config)
+    out = []
+    for post, frame in zip(track.posteriors(config.temp_shift), track.frames.tolist(), strict=True):
+        d = det.push_posteriors(post, frame)
+        if d is not None:
+            out.append(d)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------------------
+@dataclass
+class Score:
+    keywords: int  # keyword clips in the stream
+    correct: int
+    wrong: int
+    false_alarms: int
+    hours: float
+    per_keyword: dict[str, tuple[int, int]] = field(default_factory=dict)  # word: (hit, said)
+    wrong_pairs: list[tuple[str, str]] = field(default_factory=list)  # (said, heard)
+
+    @property
+    def recall(self) -> float:
+        return self.correct / self.keywords if self.keywords else 0.0
+
+    @property
+    def miss_rate(self) -> float:
+        return 1.0 - self.recall
+
+    @property
+    def fa_per_hour(self) -> float:
+        return self.false_alarms / self.hours if self.hours else 0.0
+
+
+def score(
+    placed: Sequence[Placed],
+    detections: Sequence[Detection],
+    labels: Sequence[str],
+    track: ScoreTrack,
+    seconds: float,
+    tolerance_s: float = TOLERANCE_S,
+) -> Score:
+    """TensorFlow's streaming scoring (module docstring)."""
+    gts = sorted((p for p in placed if not p.label.startswith("_")), key=lambda p: p.start_s)
+    starts = np.array([p.start_s for p in gts])
+    matched = [False] * len(gts)
+    correct = wrong = fa = 0
+    per = {w: [0, 0] for w in labels if not w.startswith("_")}
+    for p in gts:
+        per.setdefault(p.label, [0, 0])[1] += 1
+    pairs = []
+    win = track.window_s
+    for d in detections:
+        t = track.end_s(d.frame) - win
+        i = int(np.searchsorted(starts, t - tolerance_s - 1e-9))
+        if i >= len(gts) or gts[i].start_s > t + tolerance_s + 1e-9 or matched[i]:
+            fa += 1
+            continue
+        matched[i] = True
+        heard = labels[d.label]
+        if heard == gts[i].label:
+            correct += 1
+            per[heard][0] += 1
+        else:
+            wrong += 1
+            pairs.append((gts[i].label, heard))
+    return Score(
+        len(gts), correct, wrong, fa, seconds / 3600.0, {k: tuple(v) for k, v in per.items()}, pairs
+    )
+
+
+def with_thresholds(
+    config: DetectorConfig, labels: Sequence[str], thr: float | Sequence[int]
+) -> DetectorConfig:
+    """config with every keyword at posterior `thr` (or the given Q15 per keyword)."""
+    kw = [i for i, w in enumerate(labels) if not w.startswith("_")]
+    new = list(config.thr)
+    for j, i in enumerate(kw):
+        new[i] = round(thr * Q15_ONE) if isinstance(thr, float) else int(thr[j])
+    return DetectorConfig(tuple(new), config.smooth, config.temp_shift, config.refractory)
+
+
+@dataclass(frozen=True)
+class DetPoint:
+    threshold: float
+    miss_rate: float
+    fa_per_hour: float
+    wrong: int
+
+
+def det_curve(
+    config: DetectorConfig,
+    labels: Sequence[str],
+    runs: Sequence[tuple[Stream, ScoreTrack]],
+    grid: Sequence[float] = THRESHOLD_GRID,
+) -> list[DetPoint]:
+    """Miss rate and false alarms per hour as one threshold for all keywords moves
+    (smoothing, temperature and refractory time as in `config`)."""
+    out = []
+    for t in grid:
+        s = total_score(with_thresholds(config, labels, float(t)), labels, runs)
+        out.append(DetPoint(float(t), s.miss_rate, s.fa_per_hour, s.wrong))
+    return out
+
+
+def total_score(
+    config: DetectorConfig, labels: Sequence[str], runs: Sequence[tuple[Stream, ScoreTrack]]
+) -> Score:
+    parts = [score(st.placed, detect(config, tr), labels, tr, st.seconds) for st, tr in runs]
+    per: dict[str, list[int]] = {}
+    for p in parts:
+        for k, (h, n) in p.per_keyword.items():
+            a = per.setdefault(k, [0, 0])
+            a[0] += h
+            a[1] += n
+    return Score(
+        sum(p.keywords for p in parts),
+        sum(p.correct for p in parts),
+        sum(p.wrong for p in parts),
+        sum(p.false_alarms for p in parts),
+        sum(p.hours for p in parts),
+        {k: tuple(v) for k, v in per.items()},
+        [x for p in parts for x in p.wrong_pairs],
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Calibration
+# --------------------------------------------------------------------------------------
+@dataclass
+class Calibration:
+    config: DetectorConfig
+    score: Score
+    target_fa_per_hour: float
+    seconds: float
+
+    def summary(self, labels: Sequence[str]) -> dict:
+        return {
+            "target_fa_per_hour": self.target_fa_per_hour,
+            "validation_seconds": round(self.seconds, 1),
+            "validation_recall": round(self.score.recall, 4),
+            "validation_fa_per_hour": round(self.score.fa_per_hour, 3),
+            "thresholds": {
+                w: round(t / Q15_ONE, 4)
+                for w, t in zip(labels, self.config.thr, strict=True)
+                if not w.startswith("_")
+            },
+        }
+
+
+def calibrate(
+    base: DetectorConfig,
+    labels: Sequence[str],
+    runs: Sequence[tuple[Stream, ScoreTrack]],
+    target_fa_per_hour: float,
+    smooths: Sequence[int] = tuple(range(1, MAX_SMOOTH + 1)),
+    temp_shifts: Sequence[int] = (0, 1, 2, 3),
+    grid: Sequence[float] = THRESHOLD_GRID,
+    progress: Callable[[str], None] | None = None,
+) -> Calibration:
+    """Per-keyword thresholds and the smoothing window with the most correct detections
+    whose false alarms stay within the target on `runs` (the validation streams).
+
+    1. every smoothing window and temperature (temp_shift: scores that differ by a few
+       units already give posteriors near 1 at temp_shift 0) with one threshold for all
+       keywords (the grid);
+    2. from the best of those, each keyword's threshold in turn over the grid, the others
+       fixed (two passes), keeping the most correct detections within the target (ties:
+       the higher threshold). A target no setting meets raises CalibrationError naming
+       the lowest false-alarm rate reached.
+    """
+    if target_fa_per_hour < 0:
+        raise CalibrationError(f"--target-fa-per-hour {target_fa_per_hour}: expected >= 0")
+    hours = sum(st.seconds for st, _ in runs) / 3600.0
+    budget = target_fa_per_hour * hours  # false alarms allowed on these streams
+    kw = [i for i, w in enumerate(labels) if not w.startswith("_")]
+    best: tuple | None = None  # (correct, -fa, config, score)
+    lowest = None
+    for ts_ in temp_shifts:
+        for s in smooths:
+            for t in grid:
+                cfg = with_thresholds(
+                    DetectorConfig(base.thr, s, ts_, base.refractory), labels, float(t)
+                )
+                sc = total_score(cfg, labels, runs)
+                if lowest is None or sc.false_alarms < lowest[0]:
+                    lowest = (sc.false_alarms, s, ts_, t)
+                key = (sc.correct, -sc.false_alarms)
+                if sc.false_alarms <= budget and (best is None or key > best[:2]):
+                    best = (*key, cfg, sc)
+        if progress:
+            progress(f"temp_shift {ts_}: best so far {best[3].correct if best else 0} correct")
+    if best is None:
+        raise CalibrationError(
+            f"a false-alarm target of {target_fa_per_hour:g}/h cannot be met: the lowest rate "
+            f"reached is {lowest[0] / hours:.2f}/h (smooth {lowest[1]}, temp_shift {lowest[2]}, "
+            f"threshold {lowest[3]}) on {hours * 60:.0f} min of validation stream"
+        )
+    _, _, cfg, sc = best
+    qgrid = sorted({round(float(t) * Q15_ONE) for t in grid})
+    for _pass in range(2):
+        changed = False
+        for i in kw:
+            for q in qgrid:
+                thr = list(cfg.thr)
+                thr[i] = q
+                trial = DetectorConfig(tuple(thr), cfg.smooth, cfg.temp_shift, cfg.refractory)
+                ts = total_score(trial, labels, runs)
+                better = (ts.correct, -ts.false_alarms, q) > (
+                    sc.correct,
+                    -sc.false_alarms,
+                    cfg.thr[i],
+                )
+                if ts.false_alarms <= budget and better:
+                    cfg, sc, changed = trial, ts, True
+            if progress:
+                progress(
+                    f"pass {_pass + 1}, {labels[i]}: {sc.correct} correct, {sc.false_alarms} false alarms"
+                )
+        if not changed:
+            break
+    return Calibration(cfg, sc, target_fa_per_hour, hours * 3600.0)
+
+
+def keyword_labels(labels: Sequence[str]) -> list[str]:
+    return [w for w in labels if not w.startswith("_")]
+
+
+# --------------------------------------------------------------------------------------
+# The emulated board
+# --------------------------------------------------------------------------------------
+@dataclass
+class DeviceRun:
+    frames: list[int]
+    scores: list[tuple[int, ...]]
+    detections: list[Detection]
+    host_detector_agrees: bool
+    wall_s: float
+
+
+def emulated_run(
+    model,
+    audio: np.ndarray,
+    config: DetectorConfig,
+    stride: int = DEFAULT_STRIDE,
+    target: str = "mps2-an386",
+) -> DeviceRun:
+    """Stream `audio` to the firmware of `model` on QEMU with this detector configuration;
+    what the board reported."""
+    from bnnkws.generator.codegen.emit_c import emit_c
+    from bnnkws.tools.device import protocol as P
+    from bnnkws.tools.device.firmware import build_firmware
+    from bnnkws.tools.device.qemu import Emulator
+    from bnnkws.tools.device.serial_link import open_link
+    from bnnkws.tools.device.session import run_stream
+
+    fw = build_firmware(emit_c(model), target)
+    t0 = time.monotonic()
+    with Emulator(fw.elf, machine=target) as emu, open_link(emu.port) as link:
+        link.configure(P.Config(stride, config))
+        labels = list(link.info.labels)
+        report = run_stream(link, np.asarray(audio, dtype=np.int16), "stream", config)
+        link.shutdown()
+    dets = [
+        Detection(h.frame, labels.index(h.label), round(h.posterior * 32768))
+        for h in report.detections
+    ]
+    return DeviceRun(
+        [r.frame for r in report.results],
+        [tuple(r.scores) for r in report.results],
+        dets,
+        report.detector_agrees,
+        time.monotonic() - t0,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------
+def plot_det(points: list[DetPoint], op: tuple[float, float], path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bnnkws.generator.base.fileio import write_atomic
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    x = [max(p.fa_per_hour, 0.1) for p in points]
+    y = [100 * p.miss_rate for p in points]
+    ax.plot(x, y, "o-", ms=3, label="one threshold for all keywords")
+    for p, xx, yy in zip(points, x, y, strict=True):
+        if p.threshold in (0.3, 0.5, 0.7, 0.9, 0.99, 0.999):
+            ax.annotate(
+                f"{p.threshold:g}", (xx, yy), textcoords="offset points", xytext=(4, 4), fontsize=7
+            )
+    ax.plot(
+        [max(op[0], 0.1)], [100 * op[1]], "r*", ms=12, label="the model's detector configuration"
+    )
+    ax.set_xscale("log")
+    ax.set_xlabel("false alarms per hour (0 drawn at 0.1)")
+    ax.set_ylabel("miss rate (%)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    write_atomic(path, buf.getvalue())
+
+
+# --------------------------------------------------------------------------------------
+# The whole bench (what `bnnkws bench streaming` runs)
+# --------------------------------------------------------------------------------------
+def machine() -> str:
+    import platform
+    from pathlib import Path
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {platform.system()} {platform.machine()}"
+
+
+@dataclass
+class BenchResult:
+    model_hash: str
+    model_name: str
+    labels: list[str]
+    config: DetectorConfig
+    calibrated: bool
+    stream: Stream
+    track: ScoreTrack
+    score: Score
+    det: list[DetPoint]
+    stride: int
+    host_c_detector_agrees: bool
+    device: DeviceRun | None = None
+    device_agrees: bool | None = None
+    calibration: Calibration | None = None
+    elapsed_s: float = 0.0
+    meta: dict = field(default_factory=dict)
+
+
+def c_detector_agrees(
+    config: DetectorConfig, track: ScoreTrack, python: list[Detection], lib
+) -> bool:
+    """firmware/detector.c (through cffi) on the same scores gives the same detections."""
+    from bnnkws.tools.host.hostlib import CDetector
+
+    c = CDetector(config, lib)
+    got = []
+    for frame, s in zip(track.frames.tolist(), track.scores.tolist(), strict=True):
+        d = c.push(s, frame)
+        if d is not None:
+            got.append(Detection(*d))
+    return got == python
+
+
+def compare_device(dev: DeviceRun, track: ScoreTrack, host: list[Detection]) -> bool:
+    """The board's scores and detections equal the host's (over the windows it sent)."""
+    n = len(dev.frames)
+    return (
+        n == track.frames.size
+        and dev.frames == track.frames.tolist()
+        and [list(s) for s in dev.scores] == track.scores.tolist()
+        and dev.detections == host
+        and dev.host_detector_agrees
+    )
+
+
+def format_summary(r: BenchResult) -> str:
+    s = r.score
+    lines = [
+        f"model {r.model_name} ({r.model_hash[:16]}), detector "
+        f"{'calibrated' if r.calibrated else 'defaults'}: smooth {r.config.smooth}, "
+        f"temp_shift {r.config.temp_shift}, refractory {r.config.refractory} frames, thresholds "
+        + " ".join(
+            f"{w}={t / Q15_ONE:.3f}"
+            for w, t in zip(r.labels, r.config.thr, strict=True)
+            if not w.startswith("_")
+        ),
+        f"stream: {r.stream.split} split, {r.stream.seconds / 60:.1f} min, {len(r.stream.placed)} clips "
+        f"({s.keywords} keywords), seed {r.stream.seed}, SNR {r.stream.snr_db[0]:g}-{r.stream.snr_db[1]:g} dB",
+        f"recall {100 * s.recall:.1f}% ({s.correct}/{s.keywords}), wrong label {s.wrong}, "
+        f"false alarms {s.false_alarms} ({s.fa_per_hour:.1f} per hour)",
+        f"C detector (firmware/detector.c) == Python detector on these scores: {r.host_c_detector_agrees}",
+    ]
+    if r.device is not None:
+        lines.append(
+            f"emulated board: {len(r.device.frames)} inferences, scores and detections equal the "
+            f"host's: {r.device_agrees} ({r.device.wall_s:.0f} s)"
+        )
+    return "\n".join(lines)
+
+
+def _det_summary(points: list[DetPoint]) -> list[str]:
+    out = []
+    for fa in (1.0, 6.0, 30.0, 120.0):
+        ok = [p for p in points if p.fa_per_hour <= fa]
+        if ok:
+            p = min(ok, key=lambda p: (p.miss_rate, p.fa_per_hour))
+            out.append(
+                f"| <= {fa:g} | {100 * p.miss_rate:.1f}% | {p.fa_per_hour:.1f} | {p.threshold:g} |"
+            )
+        else:
+            out.append(f"| <= {fa:g} | not reached | | |")
+    return out
+
+
+def format_doc(r: BenchResult, command: str, png_name: str, date: str) -> str:
+    s = r.score
+    kw = [w for w in r.labels if not w.startswith("_")]
+    per = " | ".join(
+        f"{100 * s.per_keyword[w][0] / max(1, s.per_keyword[w][1]):.0f}% ({s.per_keyword[w][0]}/{s.per_keyword[w][1]})"
+        for w in kw
+    )
+    from collections import Counter
+
+    wrong = Counter(r.score.wrong_pairs).most_common(6)
+    cal = ""
+    if r.calibration is not None:
+        c = r.calibration
+        cal = (
+            f"\n## Calibration\n\nOn the validation split's streams ({c.seconds / 60:.1f} min, the same seed "
+            f"and SNRs), for at most {c.target_fa_per_hour:g} false alarms per hour: recall "
+            f"{100 * c.score.recall:.1f}%, {c.score.fa_per_hour:.1f} false alarms per hour there. The result "
+            f"(thresholds, smoothing) is stored in the checkpoint and the blob's DETC section; the firmware "
+            f"uses it as its default configuration.\n"
+        )
+    elif r.calibrated:
+        cal = (
+            "\n## Calibration\n\nThe model carries a calibrated detector configuration "
+            f"({json_dumps(r.meta.get('calibration', {}))}).\n"
+        )
+    dev = ""
+    if r.device is not None:
+        dev = (
+            f"\nOn the emulated board (QEMU mps2-an386, the firmware built from this model): "
+            f"{len(r.device.frames)} inferences, scores and detections equal to the host's: "
+            f"**{r.device_agrees}**.\n"
+        )
+    return f"""# Streaming accuracy
+
+Produced by `{command}` on {date}. Machine: {r.machine if hasattr(r, "machine") else machine()}.
+Benchmark, not test: the numbers depend on the model, the data and the seed.
+
+## Method
+
+The stream is built from the **{r.stream.split}** split of the dataset the way TensorFlow's
+speech_commands `generate_streaming_test_wav.py` builds one (generator/data/streams.py): a
+bed of the dataset's real `_background_noise_` recordings (5-15 s stretches at -45..-25 dBFS,
+cross-faded), the split's keyword clips and other-word clips (`_unknown_`) placed one every
+2-3 s (uniform), each at a random SNR in **{r.stream.snr_db[0]:g}-{r.stream.snr_db[1]:g} dB** against the
+bed under it (speech RMS over its 10 ms frames within 30 dB of the loudest). Seed
+**{r.stream.seed}**; **{r.stream.seconds / 60:.1f} min**, {len(r.stream.placed)} clips, {s.keywords}
+of them keywords ({", ".join(kw)}).
+
+It runs through the bit-exact pipeline on the host C library (tools/bench/streaming.py): the
+streaming front-end per 20 ms hop, the network on the last 1 s window every {r.stride} hops
+(100 ms), the integer detector (tools/device/detector.py; firmware/detector.c gives the
+same detections on these scores: **{r.host_c_detector_agrees}**).{dev}
+
+Scoring follows TensorFlow's `test_streaming_accuracy.py` (accuracy_utils): a detection's
+time is the start of the window that fired; it is matched with the first keyword clip whose
+start lies within **750 ms** of it (TensorFlow's `time_tolerance_ms` default), so a correct
+detection's window ends 0.25-1.75 s after the clip starts. Correct: it names that keyword
+(first match of the clip); wrong label: it names another keyword; false alarm: no keyword clip
+in reach (noise, other words) or the clip was already matched.
+
+## Result
+
+Detector: {"calibrated" if r.calibrated else "the defaults (the model is not calibrated)"}: smoothing
+{r.config.smooth} windows, temp_shift {r.config.temp_shift}, refractory {r.config.refractory} frames,
+thresholds {", ".join(f"{w} {t / Q15_ONE:.3f}" for w, t in zip(r.labels, r.config.thr, strict=True) if not w.startswith("_"))}.
+
+| recall | wrong label | false alarms | per hour |
+|---|---|---|---|
+| **{100 * s.recall:.1f}%** ({s.correct}/{s.keywords}) | {s.wrong} | {s.false_alarms} | **{s.fa_per_hour:.1f}** |
+
+Recall per keyword:
+
+| {" | ".join(kw)} |
+|{"---|" * len(kw)}
+| {per} |
+
+Most frequent wrong labels (said -> heard): {", ".join(f"{a} -> {b} ({n})" for (a, b), n in wrong) or "none"}.
+{cal}
+## DET curve
+
+![DET curve]({png_name})
+
+One threshold for every keyword swept from 0.05 to 1.0 (smoothing, temperature and
+refractory time as above), the detector re-run over the stored integer scores. Lowest miss
+rate within a false-alarm budget:
+
+| false alarms per hour | miss rate | false alarms per hour reached | threshold |
+|---|---|---|---|
+{chr(10).join(_det_summary(r.det))}
+
+Model {r.model_name}, hash `{r.model_hash}`; {r.elapsed_s:.0f} s.
+"""
+
+
+def json_dumps(d) -> str:
+    import json
+
+    return json.dumps(d, sort_keys=True)
+
+
+def apply_calibration(loaded, cal: Calibration, out) -> None:
+    """Write the calibrated configuration into a checkpoint (generator/training/checkpoint.py
+    'detector') or, for a blob, a new blob with a DETC section."""
+    from pathlib import Path
+
+    from bnnkws.generator.export import blob as blobmod
+
+    labels = loaded.model.labels
+    det = {**cal.config.to_dict(), "calibration": cal.summary(labels)}
+    if loaded.torch_model is not None:
+        from bnnkws.generator.training.checkpoint import set_detector
+
+        if Path(out) != Path(loaded.source):
+            import shutil
+
+            shutil.copyfile(loaded.source, out)
+        set_detector(out, det)
+    else:
+        m = loaded.model
+        m.meta = {**m.meta, "detector": cal.config.to_dict(), "calibration": det["calibration"]}
+        blobmod.save(m, out)
+
+
+def run_bench(
+    model_path,
+    data,
+    split: str = "test",
+    minutes: float | None = None,
+    seed: int = 0,
+    snr: tuple[float, float] = (6.0, 18.0),
+    device: str = "host",
+    target_fa_per_hour: float | None = None,
+    calibration_minutes: float | None = None,
+    out=None,
+    stride: int = DEFAULT_STRIDE,
+    progress: Callable[[str], None] | None = None,
+) -> BenchResult:
+    """Optionally calibrate on the validation split's stream (written to `out`, default
+    the model file), then measure on `split`'s stream."""
+    from pathlib import Path
+
+    from bnnkws.generator.data.streams import make_stream
+    from bnnkws.generator.export.loading import load_any
+
+    say = progress or (lambda _m: None)
+    t0 = time.monotonic()
+    loaded = load_any(model_path)
+    labels = list(loaded.model.labels)
+    kws = keyword_labels(labels)
+    if not kws:
+        raise BnnkwsError(f"{model_path}: the model has no keyword labels ({', '.join(labels)})")
+    cal = None
+    if target_fa_per_hour is not None:
+        say("calibration: building the validation stream")
+        vst = make_stream(data, "validation", kws, seed, calibration_minutes, snr)
+        hp = HostPipeline(loaded.model, stride)
+        say(f"calibration: {vst.seconds / 60:.1f} min through the host pipeline")
+        vtr = hp.run(vst.audio)
+        fe = loaded.model.frontend
+        base = DetectorConfig.default_for(labels, fe.hop, fe.sample_rate)
+        cal = calibrate(base, labels, [(vst, vtr)], target_fa_per_hour, progress=say)
+        dest = Path(out) if out is not None else Path(model_path)
+        if loaded.torch_model is None and out is None:
+            raise BnnkwsError(
+                f"{model_path}: a blob is not rewritten in place: give --out NEW.bkim"
+            )
+        apply_calibration(loaded, cal, dest)
+        say(f"calibration: written to {dest}")
+        loaded = load_any(dest)
+        model_path = dest
+    say(f"building the {split} stream")
+    st = make_stream(data, split, kws, seed, minutes, snr)
+    hp = HostPipeline(loaded.model, stride)
+    say(f"{st.seconds / 60:.1f} min through the host pipeline")
+    tr = hp.run(st.audio)
+    config = hp.default_config
+    dets = detect(config, tr)
+    sc = score(st.placed, dets, labels, tr, st.seconds)
+    agrees = c_detector_agrees(config, tr, dets, hp.net.lib)
+    say("DET curve")
+    det = det_curve(config, labels, [(st, tr)])
+    res = BenchResult(
+        loaded.hash,
+        Path(model_path).name,
+        labels,
+        config,
+        "detector" in loaded.model.meta,
+        st,
+        tr,
+        sc,
+        det,
+        stride,
+        agrees,
+        calibration=cal,
+        meta=dict(loaded.model.meta),
+    )
+    if device == "emulated":
+        say(f"streaming {st.seconds / 60:.1f} min to the emulated board")
+        res.device = emulated_run(loaded.model, st.audio, config, stride)
+        res.device_agrees = compare_device(res.device, tr, dets)
+    res.elapsed_s = time.monotonic() - t0
+    return res
