@@ -33,7 +33,8 @@
 
 #define BK_WORDS(bits) (((uint32_t)(bits) + 31u) / 32u)
 
-/* Codes shared with the blob format (docs/FORMAT.md) and generator/export/blob.py. */
+/* The layer codes of the blob format (docs/FORMAT.md): generator/export/layer_codes.py is
+ * their one table, and tests/host/test_c_headers.py checks these enums against it. */
 enum { BK_LAYER_CONV = 0, BK_LAYER_POOL_OR = 1 };
 enum { BK_IN_INT8 = 0, BK_IN_PM1 = 1, BK_IN_01 = 2 };
 enum { BK_OUT_THRESHOLD = 0, BK_OUT_SHIFTBN = 1 };

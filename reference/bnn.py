@@ -27,6 +27,9 @@ HEADER_SIZE = 16
 LAYER = "<BBBBBBHHHHHHH"
 LAYER_SIZE = 20
 
+# the LAYR codes (generator/export/layer_codes.py; tests/host/test_c_headers.py checks these)
+KIND_CONV = 0
+KIND_POOL_OR = 1
 INPUTS = ("int8", "pm1", "01")
 OUTPUTS = ("threshold", "shiftbn")
 MODES = ("wrap", "saturate")
@@ -86,13 +89,15 @@ class Layer:
         self.groups = f[11]
         name_len = f[12]
         self.name = str(data[off + LAYER_SIZE : off + LAYER_SIZE + name_len], "utf-8")
-        if self.kind == 1:  # OR pooling
+        if self.kind == KIND_POOL_OR:
             if size != LAYER_SIZE + name_len or self.kernel < 1:
                 raise BlobError(where + ": bad pool record")
             return
-        if self.kind != 0:
-            raise BlobError(where + ": kind code %d, expected 0 or 1" % self.kind)
-        if f[1] > 2 or f[2] > 1 or f[5] > 1 or f[3] not in ACTS:
+        if self.kind != KIND_CONV:
+            raise BlobError(
+                where + ": kind code %d, expected %d or %d" % (self.kind, KIND_CONV, KIND_POOL_OR)
+            )
+        if f[1] >= len(INPUTS) or f[2] >= len(OUTPUTS) or f[5] >= len(MODES) or f[3] not in ACTS:
             raise BlobError(where + ": bad input/output/mode/out_act code")
         self.input = INPUTS[f[1]]
         self.output = OUTPUTS[f[2]]
@@ -137,7 +142,7 @@ class Layer:
                 self.signs.append([1 if (w >> i) & 1 else -1 for i in range(self.fan_in)])
 
     def out_len(self, t_in):
-        if self.kind == 1:
+        if self.kind == KIND_POOL_OR:
             return t_in // self.kernel
         return (t_in - self.kernel) // self.stride + 1
 
@@ -229,7 +234,7 @@ class Layer:
         return out
 
     def forward(self, x):
-        if self.kind == 1:
+        if self.kind == KIND_POOL_OR:
             out = []
             for t in range(len(x) // self.kernel):
                 v = 0
@@ -240,7 +245,7 @@ class Layer:
         return self.transform(self.accumulators(x))
 
     def is_bits(self):
-        return self.kind == 1 or self.output == "threshold"
+        return self.kind == KIND_POOL_OR or self.output == "threshold"
 
 
 def _detector(data, where):

@@ -29,6 +29,13 @@ import numpy as np
 from bnnkws.generator.base.errors import FormatError
 from bnnkws.generator.base.fileio import write_atomic
 from bnnkws.generator.export.detector_config import ConfigError, DetectorConfig
+from bnnkws.generator.export.layer_codes import (  # the LAYR record's codes
+    ACT_CODES,
+    INPUT_CODES,
+    KIND_CODES,
+    MODE_CODES,
+    OUTPUT_CODES,
+)
 from bnnkws.generator.frontend import FrontendParams
 from bnnkws.generator.integer.intmodel import (
     ConvLayer,
@@ -44,12 +51,6 @@ HEADER = struct.Struct("<4sHHII")  # magic, version, header size, total length, 
 SECTION = struct.Struct("<4sI")  # tag, payload size
 MODL = struct.Struct("<HHHH")  # n_layers, n_frames, n_classes, reserved (0)
 LAYER = struct.Struct("<BBBBBBHHHHHHH")  # see docs/FORMAT.md "LAYR"
-
-KIND_CODES = {"conv": 0, "pool_or": 1}
-INPUT_CODES = {"int8": 0, "pm1": 1, "01": 2}
-OUTPUT_CODES = {"threshold": 0, "shiftbn": 1}
-ACT_CODES = {"pm1": 0, "01": 1, None: 255}
-MODE_CODES = {"wrap": 0, "saturate": 1}
 
 INT32 = (-(2**31), 2**31 - 1)
 

@@ -4,8 +4,8 @@
   with a generated model (its own variant folder, :func:`model_variant_dir`), with
   operation counters (``count_ops``, ``build/host-count/``) or with the popcount
   instruction (``popcount="builtin"``, ``build/host-builtin/``);
-* :func:`host_program`: an executable of the kernels, a generated model and a ``main``
-  (the host benchmark's driver), with the same compiler flags as the library;
+* :func:`host_program`: an executable of the kernels, optionally a generated model, and a
+  ``main`` (the host benchmark's driver, the header layout test), with the library's flags;
 * :func:`board_firmware`: a firmware image for a board target (firmware/SConscript.board).
 
 Compiler flags live in SConstruct (host) and firmware/SConscript.board (boards) only.
@@ -96,12 +96,15 @@ def host_library(
 
 
 def host_program(
-    main_c: Path, model_dir: Path, out_dir: Path, name: str, popcount: str = "swar"
+    main_c: Path, model_dir: Path | None, out_dir: Path, name: str, popcount: str = "swar"
 ) -> Path:
     """Build the executable ``out_dir/name`` from the kernels, the generated model in
-    `model_dir` and `main_c` (which includes model.h); returns its path."""
+    `model_dir` (when given; `main_c` may then include model.h) and `main_c`; returns its
+    path. The flags are the host library's."""
     args, _ = _flavour_args(False, popcount)
-    args += [_model_arg(model_dir), f"program={Path(main_c).resolve()}", f"name={name}"]
+    if model_dir is not None:
+        args.append(_model_arg(model_dir))
+    args += [f"program={Path(main_c).resolve()}", f"name={name}"]
     args.append(f"variant={Path(out_dir).resolve()}")
     run_scons(args)
     exe = Path(out_dir) / name

@@ -24,8 +24,12 @@ import numpy as np
 from cffi import FFI
 
 from bnnkws.generator.base.errors import BuildError
+from bnnkws.generator.codegen.emit_c import emit_c, layer_entries
+from bnnkws.generator.export.layer_codes import INPUT_CODES, KIND_CODES, OUTPUT_CODES
+from bnnkws.generator.integer.intmodel import pack_bits, unpack_bits
 from bnnkws.tools.host import build
 
+# firmware/frontend.h (keep in step with it; tests/host/test_c_headers.py checks the layouts)
 CDEF = """
 typedef struct {
     uint16_t sample_rate; uint16_t frame_len; uint16_t hop; uint16_t n_mels;
@@ -44,7 +48,8 @@ int bk_fe_stream_push(bk_fe_stream_t *s, const bk_fe_params_t *p, const int16_t 
                       size_t n, size_t *consumed, int8_t *out, bk_fe_work_t *w);
 """
 
-# firmware/bnn.h (keep in step with it; test_kernels checks the struct sizes)
+# firmware/bnn.h (keep in step with it; tests/host/test_c_headers.py checks every struct's
+# size and field offsets against the header)
 BNN_CDEF = """
 typedef struct {
     uint8_t kind; uint8_t input; uint8_t output; uint8_t out_act;
@@ -76,6 +81,7 @@ uint32_t bk_bconv_int8_scratch_words(const bk_layer_t *L);
 void bk_bconv_bin_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32_t *acc,
                        uint32_t *scratch);
 uint32_t bk_bconv_bin_scratch_words(const bk_layer_t *L);
+int bk_weights_by_column(const bk_layer_t *L);
 int bk_threshold(int32_t acc, int32_t thr, uint8_t flip);
 int32_t bk_shiftbn(int32_t acc, int32_t mu, int8_t shift, int8_t sign, int32_t beta);
 void bk_threshold_row(const bk_layer_t *L, const int32_t *acc, uint32_t *bits);
@@ -95,7 +101,7 @@ uint32_t bk_model_run(const bk_model_t *m, const int8_t *feats, int32_t *scores,
                       uint32_t *work);
 """
 
-# firmware/detector.h (keep in step with it; tests/device/test_detector.py checks the sizes)
+# firmware/detector.h (keep in step with it; tests/host/test_c_headers.py checks the layouts)
 DET_CDEF = """
 typedef struct { uint8_t n_classes; uint8_t smooth; uint8_t temp_shift; uint8_t pad;
                  uint16_t refractory; uint16_t thr[16]; } bk_det_config_t;
@@ -278,23 +284,23 @@ class CDetector:
 # --------------------------------------------------------------------------------------
 # BNN kernels
 # --------------------------------------------------------------------------------------
-KIND = {"conv": 0, "pool_or": 1}
-INPUT = {"int8": 0, "pm1": 1, "01": 2}
-OUTPUT = {"threshold": 0, "shiftbn": 1}
-ACT = {"pm1": 0, "01": 1, None: 255}
-MODE = {"wrap": 0, "saturate": 1}
-
-
 def _ptr(ctype: str, arr: np.ndarray):
     """A typed pointer into `arr`. It does not keep `arr` alive: the caller must hold a
     reference to the array for as long as C uses the pointer."""
     return ffi.cast(ctype, ffi.from_buffer(arr))
 
 
+def layer_struct(fields: dict[str, int]):
+    """A bk_layer_t * with these scalar fields (emit_c.layer_fields), the rest 0: enough
+    for the C library's plans (bk_weights_by_column, bk_layer_scratch_words)."""
+    L = ffi.new("bk_layer_t *")
+    for name, value in fields.items():
+        setattr(L, name, value)
+    return L
+
+
 def pack_rows(bits: np.ndarray) -> np.ndarray:
     """{0,1} [T, C] -> uint32 [T, ceil(C/32)] (the C activation layout)."""
-    from bnnkws.generator.integer.intmodel import pack_bits
-
     return np.ascontiguousarray(pack_bits(bits), dtype=np.uint32)
 
 
@@ -332,47 +338,23 @@ class CNet:
         """A layer table over numpy arrays for any chain of layers (kernel tests: one layer).
 
         n_frames, n_mels: the input [T, C]; n_classes: the last layer's c_out (scores).
+        The table is generator/codegen/emit_c.py's (layer_entries), with the weight layout
+        the C library chooses (bk_weights_by_column).
         """
-        from bnnkws.generator.codegen.emit_c import weight_words
-        from bnnkws.generator.integer.intmodel import ConvLayer
-
         lib = lib or load()
+
+        def by_column(fields: dict[str, int]) -> bool:
+            return bool(lib.bk_weights_by_column(layer_struct(fields)))
+
+        entries = layer_entries(layers, n_frames, n_mels, by_column)
         keep: list = []
-        table = ffi.new("bk_layer_t[]", len(layers))
-        t_in, chans = n_frames, n_mels
-        for i, layer in enumerate(layers):
-            e = table[i]
-            t_out = layer.out_len(t_in)
-            e.t_in, e.t_out = t_in, t_out
-            if isinstance(layer, ConvLayer):
-                e.kind, e.input, e.output = KIND["conv"], INPUT[layer.input], OUTPUT[layer.output]
-                e.out_act = ACT[layer.out_act]
-                e.acc_bits, e.acc_mode, e.tile = layer.acc_bits, MODE[layer.acc_mode], layer.tile
-                e.c_in, e.c_out, e.kernel = layer.c_in, layer.c_out, layer.kernel
-                e.stride, e.groups = layer.stride, layer.groups
-                w = np.ascontiguousarray(weight_words(layer), dtype=np.uint32)
-                keep.append(w)
-                e.weights = _ptr("uint32_t *", w)
-                if layer.output == "threshold":
-                    arrays = {"thr": ("int32_t", layer.thr), "flip": ("uint8_t", layer.flip)}
-                else:
-                    arrays = {
-                        "mu": ("int32_t", layer.mu),
-                        "beta": ("int32_t", layer.beta),
-                        "shift": ("int8_t", layer.shift),
-                        "sign": ("int8_t", layer.sign),
-                    }
-                for name, (ct, values) in arrays.items():
-                    a = np.ascontiguousarray(values, dtype=np.dtype(ct.replace("_t", "")))
-                    keep.append(a)
-                    setattr(e, name, _ptr(ct + " *", a))
-                chans = layer.c_out
-            else:
-                e.kind, e.out_act = KIND["pool_or"], ACT[None]
-                e.c_in = e.c_out = chans
-                e.kernel = e.stride = layer.kernel
-                e.groups = 1
-            t_in = t_out
+        table = ffi.new("bk_layer_t[]", len(entries))
+        for e, entry in zip(table, entries, strict=True):
+            for name, value in entry.fields.items():
+                setattr(e, name, value)
+            for name, (ctype, values) in entry.arrays.items():
+                keep.append(values)
+                setattr(e, name, _ptr(ctype + " *", values))
         m = ffi.new("bk_model_t *")
         m.n_layers, m.n_frames = len(layers), n_frames
         m.n_mels, m.n_classes = n_mels, n_classes
@@ -391,8 +373,6 @@ class CNet:
     @classmethod
     def build(cls, model, out_dir: str | os.PathLike | None = None) -> CNet:
         """Generate C for `model` (generator/codegen/emit_c.py), build it, load it."""
-        from bnnkws.generator.codegen.emit_c import emit_c
-
         return cls.from_model_dir(emit_c(model, out_dir))
 
     @property
@@ -428,7 +408,7 @@ class CNet:
     def _input(self, i: int, x: np.ndarray):
         """Input of layer i in C layout, kept alive by the caller."""
         L = self.layer(i)
-        if L.kind == KIND["conv"] and L.input == INPUT["int8"]:
+        if L.kind == KIND_CODES["conv"] and L.input == INPUT_CODES["int8"]:
             return np.ascontiguousarray(x, dtype=np.int8)
         return pack_rows(np.asarray(x, dtype=np.uint8))
 
@@ -452,13 +432,11 @@ class CNet:
             )
         if self._scores(i):
             return y
-        from bnnkws.generator.integer.intmodel import unpack_bits
-
         return unpack_bits(y, int(L.c_out))
 
     def _scores(self, i: int) -> bool:
         L = self.layer(i)
-        return L.kind == KIND["conv"] and L.output == OUTPUT["shiftbn"]
+        return L.kind == KIND_CODES["conv"] and L.output == OUTPUT_CODES["shiftbn"]
 
     def layer_accumulate(self, i: int, x: np.ndarray) -> np.ndarray:
         """N-bit accumulators int32 [T', c_out] of conv layer i for input x [T, C]."""
