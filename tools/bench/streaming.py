@@ -591,7 +591,7 @@ def format_doc(r: BenchResult, command: str, png_name: str, date: str) -> str:
         )
     return f"""# Streaming accuracy
 
-Produced by `{command}` on {date}. Machine: {r.machine if hasattr(r, "machine") else machine()}.
+Produced by `{command}` on {date}. Machine: {machine()}.
 Benchmark, not test: the numbers depend on the model, the data and the seed.
 
 ## Method

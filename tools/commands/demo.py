@@ -25,6 +25,7 @@ import numpy as np
 
 from bnnkws.generator.base.errors import BnnkwsError
 from bnnkws.generator.base.paths import MODELS_DIR, shipped_model
+from bnnkws.generator.export.detector_config import DEFAULT_THRESHOLD
 
 SAMPLE_RATE = 16000
 
@@ -119,6 +120,26 @@ def match(
     return pairs, [h for i, h in enumerate(heard) if i not in used]
 
 
+def describe_detector(det, labels, meta: dict) -> str:
+    """One line: where the configuration comes from, smoothing, thresholds."""
+    cal = meta.get("calibration") or {}
+    origin = (
+        f"calibrated for {cal['target_fa_per_hour']:g} false alarms/h"
+        if "detector" in meta and "target_fa_per_hour" in cal
+        else "calibrated"
+        if "detector" in meta
+        else "defaults (the model is not calibrated)"
+    )
+    thr = sorted({t for w, t in zip(labels, det.thr, strict=True) if not w.startswith("_")})
+    shown = (
+        f"{thr[0] / 32768:.3f}" if len(thr) == 1 else f"{thr[0] / 32768:.3f}-{thr[-1] / 32768:.3f}"
+    )
+    return (
+        f"{origin}; smoothing {det.smooth}, temp_shift {det.temp_shift}, "
+        f"refractory {det.refractory} frames, keyword thresholds {shown}"
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo",
@@ -148,7 +169,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--snr", type=float, default=15.0, help="speech-to-noise ratio in dB (default 15)"
     )
     p.add_argument(
-        "--threshold", type=float, default=0.6, help="detector threshold 0..1 (default 0.6)"
+        "--threshold",
+        type=float,
+        default=None,
+        help="keyword threshold 0..1 (default: the model's calibrated detector configuration, "
+        f"else {DEFAULT_THRESHOLD})",
     )
     p.add_argument(
         "--workdir", type=Path, default=None, help="keep the audio and the trained model here"
@@ -221,8 +246,9 @@ def _demo(args: argparse.Namespace) -> int:
             f"3. saying {len(words)} keywords with unseen synthetic voices in noise ({args.snr:.0f} dB SNR) ...",
             flush=True,
         )
-        audio, said = spoken_sequence(words, args.seed, snr_db=args.snr,
-                                      trained_on_synthetic=bool(args.train))
+        audio, said = spoken_sequence(
+            words, args.seed, snr_db=args.snr, trained_on_synthetic=bool(args.train)
+        )
         wav = workdir / "spoken.wav"
         write_wav(wav, audio)
         print(
@@ -234,7 +260,15 @@ def _demo(args: argparse.Namespace) -> int:
             print(f"4. emulated Cortex-M4 on {emu.port}: {info.summary()}", flush=True)
             from bnnkws.tools.device import protocol as P
 
-            det = DetectorConfig.for_labels(info.labels, threshold=args.threshold)
+            det = DetectorConfig.of_model(loaded.model)  # what the firmware starts with
+            if args.threshold is not None:
+                det = DetectorConfig(
+                    DetectorConfig.for_labels(info.labels, threshold=args.threshold).thr,
+                    det.smooth,
+                    det.temp_shift,
+                    det.refractory,
+                )
+            print(f"   detector: {describe_detector(det, info.labels, loaded.model.meta)}")
             link.configure(P.Config(info.stride, det))
             print("5. streaming (detections as they arrive):", flush=True)
             report = run_stream(
@@ -259,7 +293,8 @@ def _demo(args: argparse.Namespace) -> int:
         hits = sum(h is not None for _, h in pairs)
         per_inf = stats.instructions(stats.infer_ticks_min)
         print(
-            f"\n   {hits}/{len(said)} keywords detected, {len(false_alarms)} false alarm(s); "
+            f"\n   recall {hits}/{len(said)} ({100 * hits / max(1, len(said)):.0f}%), "
+            f"{len(false_alarms)} false alarm(s) in {report.audio_s:.0f} s of audio; "
             f"host detector {'agrees' if report.detector_agrees else 'DISAGREES'} with the device"
         )
         print(

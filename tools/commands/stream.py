@@ -18,12 +18,14 @@ import time
 from pathlib import Path
 
 from bnnkws.generator.base.errors import BnnkwsError
+from bnnkws.tools.device import detector as D
 from bnnkws.tools.device import protocol as P
 from bnnkws.tools.device.detector import DetectorConfig
 from bnnkws.tools.device.session import (
     Heard,
     Microphone,
     features_for,
+    model_detector,
     open_port,
     run_stream,
     window_end_s,
@@ -31,15 +33,21 @@ from bnnkws.tools.device.session import (
 
 
 def device_config(info: P.Info, args: argparse.Namespace) -> P.Config:
-    """CONFIG from the command line: stride in frames, refractory in ms -> frames."""
-    hop_ms = 1000.0 * info.hop / info.sample_rate
-    det = DetectorConfig.for_labels(
-        info.labels,
-        threshold=args.threshold,
-        smooth=args.smooth,
-        temp_shift=args.temp_shift,
-        refractory=max(0, round(args.refractory_ms / hop_ms)),
+    """CONFIG from the command line over the model's own configuration: stride in frames,
+    refractory in ms -> frames; options not given keep the model's values."""
+    base = model_detector(info)
+    thr = base.thr
+    if args.threshold is not None:
+        thr = DetectorConfig.for_labels(info.labels, threshold=args.threshold).thr
+    det = DetectorConfig(
+        thr,
+        base.smooth if args.smooth is None else args.smooth,
+        base.temp_shift if args.temp_shift is None else args.temp_shift,
+        base.refractory
+        if args.refractory_ms is None
+        else D.refractory_frames(args.refractory_ms, info.hop, info.sample_rate),
     )
+    det.check()
     stride = args.stride or info.stride
     return P.Config(stride, det)
 
@@ -110,26 +118,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--stride", type=int, default=None, help="frames between inferences (default: firmware's)"
     )
+    calibrated = "the model's calibrated value, else"
     p.add_argument(
         "--threshold",
         type=float,
-        default=0.6,
-        help="keyword posterior threshold 0..1 (default 0.6)",
+        default=None,
+        help=f"keyword posterior threshold 0..1 (default: {calibrated} {D.DEFAULT_THRESHOLD})",
     )
     p.add_argument(
-        "--smooth", type=int, default=3, help="windows averaged by the detector (default 3)"
+        "--smooth",
+        type=int,
+        default=None,
+        help=f"windows averaged by the detector (default: {calibrated} {D.DEFAULT_SMOOTH})",
     )
     p.add_argument(
         "--temp-shift",
         type=int,
-        default=0,
-        help="2^T score units are a factor 2 in odds (default 0)",
+        default=None,
+        help=f"2^T score units are a factor 2 in odds (default: {calibrated} {D.DEFAULT_TEMP_SHIFT})",
     )
     p.add_argument(
         "--refractory-ms",
         type=float,
-        default=1000.0,
-        help="quiet time after a detection (default 1000)",
+        default=None,
+        help=f"quiet time after a detection (default: {calibrated} {D.DEFAULT_REFRACTORY_MS:g})",
     )
     p.add_argument("--results", action="store_true", help="also print every RESULT (scores)")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout, no progress")

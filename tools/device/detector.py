@@ -30,6 +30,7 @@ from bnnkws.generator.export.detector_config import (  # noqa: F401 (re-exported
     NEVER,
     ConfigError,
     DetectorConfig,
+    refractory_frames,
 )
 
 # round(2^15 * 2^(-k/64)), k = 0..63: identical to EXP2_NEG_Q15 in firmware/detector.c

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bnnkws.generator.base.errors import BnnkwsError, DeviceError
+from bnnkws.generator.base.errors import BnnkwsError, DeviceError, FormatError
+from bnnkws.generator.codegen.emit_c import default_out_dir
+from bnnkws.generator.export import blob as blobmod
 from bnnkws.tools.device import protocol as P
 from bnnkws.tools.device.detector import Detector, DetectorConfig
 
@@ -131,6 +133,21 @@ def features_for(info: P.Info, audio: np.ndarray) -> np.ndarray:
     return features(audio, fe)
 
 
+def model_detector(info: P.Info) -> DetectorConfig:
+    """The detector configuration the firmware starts with: the flashed model's own
+    (calibrated) one when its blob was built here (build/models/<hash>/model.bkim), else
+    the defaults (generator/export/detector_config.py)."""
+    path = default_out_dir(info.model_hash.hex()) / "model.bkim"
+    if path.is_file():
+        try:
+            model = blobmod.load(path)
+            if list(model.labels) == list(info.labels):
+                return DetectorConfig.of_model(model)
+        except FormatError:
+            pass
+    return DetectorConfig.default_for(info.labels, info.hop, info.sample_rate)
+
+
 class Microphone:
     """Live 16 kHz mono capture through arecord (alsa-utils), read as it is recorded."""
 
@@ -202,5 +219,3 @@ def open_port(port: str, target: str, elf: Path | None):
         if emu is not None:
             emu.stop()
         raise
-
-
