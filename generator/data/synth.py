@@ -22,7 +22,7 @@ person's recordings) and ``formant`` (espeak-ng) -- and each family with at
 least 3 talkers gives about 10 % (at least one) to validation and to test.
 With the default talkers every split therefore has talkers from at least two
 engines. Recorded talkers are drawn ``RECORDED_WEIGHT`` times as often as
-espeak-ng talkers because they are far more intelligible (DESIGN.md section 7).
+espeak-ng talkers because they are far more intelligible.
 
 Determinism. TTS settings and per-talker pitch personas derive from
 (seed, talker); clip k of a word derives everything (talker, rendering,

@@ -2,8 +2,10 @@
 
 Everything here is integer numpy and is the reference that the PyTorch
 ``integer_forward``, the C kernels, the MicroPython reference and the firmware are
-tested against. Floats appear only in :func:`fold_threshold` and :func:`round_shiftbn`,
-which turn trained (float) batch-norm statistics into the integers stored here.
+tested against. Floats appear only in :func:`fold_scale_threshold` (and its power-of-two
+case :func:`fold_threshold`), which turns trained (float) batch-norm statistics into the
+integer thresholds stored here; the integer parameters of a shiftbn output are made by
+``ShiftBN.shiftbn`` (generator/training/shift_bn.py).
 """
 
 from __future__ import annotations
@@ -123,11 +125,6 @@ def fold_threshold(mu: float, sign: int, s: int, beta: float) -> tuple[int, int]
     return fold_scale_threshold(mu, sign * 2.0**s, beta)
 
 
-def round_shiftbn(mu: float, beta: float) -> tuple[int, int]:
-    """Integer mu and beta of a shiftbn output (round half to even); the scale is 2^s exactly."""
-    return int(np.clip(round(mu), -(2**31), 2**31 - 1)), int(np.clip(round(beta), -(2**31), 2**31 - 1))
-
-
 # --------------------------------------------------------------------------------------
 # Layers
 # --------------------------------------------------------------------------------------
@@ -227,8 +224,8 @@ class ConvLayer:
             wt = wg.reshape(og, n_tiles, self.tile).astype(np.float64)
             # float64 matmul is exact here: |partial| <= 128 * tile << 2^53
             part = np.einsum("ntl,otl->not", xt, wt, optimize=True)
-            out[:, :, g * og : (g + 1) * og, :] = np.rint(part).astype(np.int64).reshape(
-                b, t_out, og, n_tiles
+            out[:, :, g * og : (g + 1) * og, :] = (
+                np.rint(part).astype(np.int64).reshape(b, t_out, og, n_tiles)
             )
         return out
 
@@ -246,7 +243,10 @@ class ConvLayer:
             thr = self.thr.astype(np.int64)
             cond = np.where(self.flip.astype(bool), acc <= thr, acc >= thr)
             return cond.astype(np.uint8)
-        y = self.sign.astype(np.int64) * shift(acc - self.mu.astype(np.int64), self.shift) + self.beta
+        y = (
+            self.sign.astype(np.int64) * shift(acc - self.mu.astype(np.int64), self.shift)
+            + self.beta
+        )
         return np.clip(y, -(2**31), 2**31 - 1).astype(np.int32)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -304,12 +304,18 @@ class IntegerModel:
             if isinstance(layer, ConvLayer):
                 layer.validate()
                 if layer.c_in != c:
-                    raise ValueError(f"layer {i} ({layer.name}): c_in {layer.c_in}, previous gives {c}")
+                    raise ValueError(
+                        f"layer {i} ({layer.name}): c_in {layer.c_in}, previous gives {c}"
+                    )
                 if layer.input != kind:
-                    raise ValueError(f"layer {i} ({layer.name}): input {layer.input}, previous gives {kind}")
+                    raise ValueError(
+                        f"layer {i} ({layer.name}): input {layer.input}, previous gives {kind}"
+                    )
                 kind, c = layer.out_kind, layer.c_out
             elif kind == "int8" or kind == "int32":
-                raise ValueError(f"layer {i} ({layer.name}): OR pooling needs bits, previous gives {kind}")
+                raise ValueError(
+                    f"layer {i} ({layer.name}): OR pooling needs bits, previous gives {kind}"
+                )
             t = layer.out_len(t)
             if t < 1:
                 raise ValueError(f"layer {i} ({layer.name}): no time steps left")
