@@ -1,9 +1,10 @@
 /* Board support API: everything the application needs from the hardware, and nothing
  * more. Registers stay inside firmware/board/; app code includes only this header.
  *
- * Implemented for the Arm MPS2 boards as QEMU emulates them (mps2-an386: Cortex-M4F,
- * mps2-an385: Cortex-M3): CMSDK UART0 with an RX interrupt into a ring buffer, TIMER0
- * as a free-running tick counter, TIMER1 for bounded sleeps, semihosting exit.
+ * One implementation (board.c) with per-part drivers chosen by board_cfg.h: a UART with
+ * an RX interrupt into a ring buffer (CMSDK UART on the MPS2/MPS3 images, USART1 on the
+ * STM32F405, UART0 on the nRF51), a free-running tick counter and bounded sleeps (CMSDK
+ * timers, or the core's SysTick), semihosting exit.
  */
 #ifndef BK_BOARD_H
 #define BK_BOARD_H
@@ -11,9 +12,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* TIMER0 counts the 25 MHz peripheral clock. Under QEMU -icount shift=0 one instruction
- * takes 1 ns of virtual time, so one tick is exactly 40 instructions. */
-#define BOARD_TICK_HZ 25000000u
+#include "board_cfg.h"
+
+/* BOARD_TICK_HZ (board_cfg.h): the tick counter's clock, 25 MHz on the MPS2 images (CMSDK
+ * TIMER0), the core clock where SysTick keeps time. Under QEMU -icount shift=0 one
+ * instruction takes 1 ns of virtual time, so a tick is 1e9 / BOARD_TICK_HZ instructions
+ * (40 on the MPS2 images). */
 
 /* Bytes the UART receive ring holds; when it is full the driver stops reading the
  * UART, so the sender (QEMU, or a host honouring the advertised window) waits. */
@@ -21,7 +25,7 @@
 
 void board_init(void);
 
-/* "mps2-an386" or "mps2-an385" */
+/* the target name, e.g. "mps2-an386" */
 const char *board_name(void);
 
 /* Up to max received bytes, without waiting. Returns the number copied. */

@@ -1,4 +1,6 @@
-/* Reset and vector table for Cortex-M3/M4 (MPS2 AN385/AN386, 32 external interrupts). */
+/* Reset and vector table for every target: Armv6-M (Cortex-M0), Armv7-M (M3, M4, M7) and
+ * Armv8-M Mainline (M33, M55); BOARD_NUM_IRQS external interrupts, the UART's and the
+ * wake-up timer's wired to board.c (board_cfg.h names them). */
 #include <stdint.h>
 
 #include "board.h"
@@ -10,8 +12,14 @@ extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _sstack, _estack;
 extern int main(void);
 
 void Reset_Handler(void);
-void UART0RX_Handler(void);
-void TIMER1_Handler(void);
+void Board_UART_Handler(void);
+#if defined(BOARD_TIMER_CMSDK)
+void Board_Timer_Handler(void);
+#define SYSTICK_VECTOR Unexpected_Handler
+#else
+void SysTick_Handler(void);
+#define SYSTICK_VECTOR SysTick_Handler
+#endif
 
 /* A fault or an unexpected interrupt: stop with a distinct status, so the host sees the
  * port go away (and QEMU's exit status says why) instead of a silent hang. */
@@ -20,7 +28,11 @@ static void Unexpected_Handler(void) { board_exit(4); }
 
 typedef void (*vector_t)(void);
 
-__attribute__((section(".vectors"), used)) static const vector_t vectors[16 + 32] = {
+/* Every external interrupt defaults to Unexpected_Handler; the two the board uses are
+ * then overridden (a designated range, then single entries: GCC's override is exact). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Woverride-init"
+__attribute__((section(".vectors"), used)) static const vector_t vectors[16 + BOARD_NUM_IRQS] = {
     (vector_t)(uintptr_t)&_estack,
     Reset_Handler,
     Fault_Handler,       /* NMI */
@@ -28,26 +40,20 @@ __attribute__((section(".vectors"), used)) static const vector_t vectors[16 + 32
     Fault_Handler,       /* MemManage */
     Fault_Handler,       /* BusFault */
     Fault_Handler,       /* UsageFault */
-    0, 0, 0, 0,
+    Fault_Handler,       /* SecureFault (Armv8-M) */
+    0, 0, 0,
     Unexpected_Handler,  /* SVCall */
     Unexpected_Handler,  /* DebugMonitor */
     0,
     Unexpected_Handler,  /* PendSV */
-    Unexpected_Handler,  /* SysTick */
-    [16 + UART0_RX_IRQ] = UART0RX_Handler,
-    [16 + 1] = Unexpected_Handler, [16 + 2] = Unexpected_Handler, [16 + 3] = Unexpected_Handler,
-    [16 + 4] = Unexpected_Handler, [16 + 5] = Unexpected_Handler, [16 + 6] = Unexpected_Handler,
-    [16 + 7] = Unexpected_Handler, [16 + 8] = Unexpected_Handler,
-    [16 + TIMER1_IRQ] = TIMER1_Handler,
-    [16 + 10] = Unexpected_Handler, [16 + 11] = Unexpected_Handler, [16 + 12] = Unexpected_Handler,
-    [16 + 13] = Unexpected_Handler, [16 + 14] = Unexpected_Handler, [16 + 15] = Unexpected_Handler,
-    [16 + 16] = Unexpected_Handler, [16 + 17] = Unexpected_Handler, [16 + 18] = Unexpected_Handler,
-    [16 + 19] = Unexpected_Handler, [16 + 20] = Unexpected_Handler, [16 + 21] = Unexpected_Handler,
-    [16 + 22] = Unexpected_Handler, [16 + 23] = Unexpected_Handler, [16 + 24] = Unexpected_Handler,
-    [16 + 25] = Unexpected_Handler, [16 + 26] = Unexpected_Handler, [16 + 27] = Unexpected_Handler,
-    [16 + 28] = Unexpected_Handler, [16 + 29] = Unexpected_Handler, [16 + 30] = Unexpected_Handler,
-    [16 + 31] = Unexpected_Handler,
+    SYSTICK_VECTOR,      /* SysTick */
+    [16 ... 16 + BOARD_NUM_IRQS - 1] = Unexpected_Handler,
+    [16 + BOARD_UART_IRQ] = Board_UART_Handler,
+#if defined(BOARD_TIMER_CMSDK)
+    [16 + BOARD_TIMER1_IRQ] = Board_Timer_Handler,
+#endif
 };
+#pragma GCC diagnostic pop
 
 uint32_t board_stack_used(void) {
     const uint32_t *p = &_sstack;
@@ -65,8 +71,9 @@ void Reset_Handler(void) {
     uint32_t *sp;
     __asm volatile("mov %0, sp" : "=r"(sp));
     for (uint32_t *p = &_sstack; p < sp - 16; p++) *p = STACK_PAINT;
-#if defined(__ARM_FP)
-    /* Cortex-M4F: grant CP10/CP11 (the FPU) full access before any FP instruction. */
+#if defined(__ARM_FP) || defined(__ARM_FEATURE_MVE)
+    /* Cores with an FPU (or M-profile vector extension): grant CP10/CP11 full access
+     * before any FP instruction. */
     SCB_CPACR |= 0xFu << 20;
     __asm volatile("dsb\n\tisb" ::: "memory");
 #endif

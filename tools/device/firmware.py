@@ -12,16 +12,23 @@ board must provide.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from bnnkws.generator.base.errors import BuildError
-from bnnkws.generator.base.paths import build_dir
+from bnnkws.generator.base.paths import FIRMWARE_DIR, build_dir
 from bnnkws.tools.host import build
 
+# targets of firmware/SConscript.board (its BOARDS), each also a QEMU machine of that name
 BOARDS = {
     "mps2-an386": "Cortex-M4F (Armv7E-M: DSP instructions, single-precision FPU)",
     "mps2-an385": "Cortex-M3 (Armv7-M: no DSP instructions, no FPU)",
+    "mps2-an500": "Cortex-M7 (Armv7E-M: DSP instructions, double-precision FPU)",
+    "mps2-an505": "Cortex-M33 (Armv8-M Mainline: DSP instructions, FPU; Secure state)",
+    "mps3-an547": "Cortex-M55 (Armv8.1-M: DSP and MVE vector instructions, FPU; Secure state)",
+    "netduinoplus2": "STM32F405RG, Cortex-M4F at 168 MHz (Netduino Plus 2: USART1, PLL clock tree)",
+    "microbit": "nRF51822, Cortex-M0 (Armv6-M: no DSP, no CLZ, no bit-field instructions)",
 }
 DEFAULT_BOARD = "mps2-an386"
 
@@ -71,8 +78,39 @@ def build_firmware(
     if target not in BOARDS:
         raise BuildError(f"target {target!r}: expected one of {', '.join(BOARDS)}")
     root = Path(build_root or default_build_root())
-    build.board_firmware(model_dir, target, root, defines)
+    try:
+        build.board_firmware(model_dir, target, root, defines)
+    except BuildError as exc:
+        raise _too_large(exc, target) from None
     return load(target, root)
+
+
+OVERFLOW_RE = re.compile(r"region `(\w+)' overflowed by (\d+) bytes")
+
+
+def part_memory(target: str) -> dict[str, int]:
+    """{region: bytes} of the target's linker script (firmware/board/<target>.ld)."""
+    text = (FIRMWARE_DIR / "board" / f"{target}.ld").read_text()
+    return {
+        name: int(n) * {"K": 1024, "M": 1 << 20, "": 1}[unit]
+        for name, n, unit in re.findall(r"(\w+)\s*\([rwx]+\)\s*:.*LENGTH\s*=\s*(\d+)([KM]?)", text)
+    }
+
+
+def _too_large(exc: BuildError, target: str) -> BuildError:
+    """A link that overflowed the part's flash or RAM as one line; other errors unchanged."""
+    found = OVERFLOW_RE.findall(str(exc))
+    if not found:
+        return exc
+    size = part_memory(target)
+    parts = [
+        f"{region} by {int(n):,} B (the part has {size.get(region, 0):,} B)"
+        for region, n in dict(found).items()
+    ]
+    return BuildError(
+        f"model too large for {target}: it overflows {' and '.join(parts)}; use a smaller "
+        f"model (fewer channels or layers) or a target with more memory ({', '.join(BOARDS)})"
+    )
 
 
 def build_for_model(

@@ -32,7 +32,15 @@ from pathlib import Path
 
 from bnnkws.generator.base.errors import DeviceError
 
-MACHINES = {"mps2-an386": "Cortex-M4F", "mps2-an385": "Cortex-M3"}
+MACHINES = {
+    "mps2-an386": "Cortex-M4F",
+    "mps2-an385": "Cortex-M3",
+    "mps2-an500": "Cortex-M7",
+    "mps2-an505": "Cortex-M33",
+    "mps3-an547": "Cortex-M55",
+    "netduinoplus2": "STM32F405 (Cortex-M4F)",
+    "microbit": "nRF51822 (Cortex-M0)",
+}
 PTY_RE = re.compile(r"char device redirected to (/dev/pts/\d+)")
 
 
@@ -119,6 +127,12 @@ class Emulator:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if "unsupported machine type" in self.log_text():
+                    raise DeviceError(
+                        f"this qemu-system-arm has no machine {self.machine!r} "
+                        f"({' '.join(self.log_text().split())[:200]}): install QEMU 7.0 or "
+                        "newer (Debian 12's qemu-system-arm 7.2 models every target)"
+                    )
                 raise DeviceError(
                     f"QEMU exited at start (status {self.proc.returncode}): {self.log_tail()}"
                 )
