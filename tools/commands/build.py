@@ -7,9 +7,11 @@ The model (a blob or a checkpoint) is turned into C by generator/codegen/emit_c.
 * ``host``: a shared library of every firmware/*.c kernel plus the model,
   ``build/host-models/<hash16>/libbnnkws.so`` (``build/host/libbnnkws.so`` without a
   model), loaded from Python by :class:`bnnkws.tools.host.hostlib.CNet`.
-* board targets (``mps2-an386``, ``mps2-an385``): ``scons target=<name> model=DIR``, which
-  SConstruct hands to firmware/SConscript.board; its outputs land in ``build/<name>/``.
-  A new board needs only an entry in :data:`TARGETS` and its rules in SConscript.board.
+* board targets (every entry of bnnkws.tools.device.firmware.BOARDS: ``mps2-an386``,
+  ``mps2-an385``, ``mps2-an500``, ``mps2-an505``, ``mps3-an547``, ``netduinoplus2``,
+  ``microbit``): ``scons target=<name> model=DIR``, which SConstruct hands to
+  firmware/SConscript.board; its outputs land in ``build/<name>/``. A model too large for
+  the part's flash or RAM is refused in one line.
 """
 
 from __future__ import annotations
@@ -37,34 +39,33 @@ def build_host(model_dir: Path | None) -> list[Path]:
 
 def board_builder(name: str) -> Callable[[Path | None], list[Path]]:
     def build_board(model_dir: Path | None) -> list[Path]:
+        from bnnkws.tools.device.firmware import build_firmware
+
         if model_dir is None:
             raise BuildError(f"--target {name} needs --model (firmware embeds a model)")
-        out = build.board_firmware(model_dir, name)
+        fw = build_firmware(model_dir, name)  # one line for a model too large for the part
+        out = fw.elf.parent
         found = sorted(
             p for p in out.glob("firmware*") if p.suffix in (".elf", ".bin", ".hex", ".map")
         )
         if not found:
             raise BuildError(f"scons target={name} produced nothing in {out}")
-        sizes = out / "firmware.size.json"
-        if sizes.exists():  # written by firmware/SConscript.board from the linker map
-            import json
-
-            s = json.loads(sizes.read_text())
-            print(f"{name}: flash {s.get('flash')} bytes, RAM {s.get('ram')} bytes")
+        print(fw.size_line())
         return found
 
     return build_board
 
 
-TARGETS: dict[str, Target] = {
-    "host": Target("host", "host shared library (cffi)", build_host),
-    "mps2-an386": Target(
-        "mps2-an386", "Cortex-M4F firmware for QEMU mps2-an386", board_builder("mps2-an386")
-    ),
-    "mps2-an385": Target(
-        "mps2-an385", "Cortex-M3 firmware for QEMU mps2-an385", board_builder("mps2-an385")
-    ),
-}
+def _targets() -> dict[str, Target]:
+    from bnnkws.tools.device.firmware import BOARDS
+
+    targets = {"host": Target("host", "host shared library (cffi)", build_host)}
+    for name, core in BOARDS.items():
+        targets[name] = Target(name, f"{core} firmware for QEMU {name}", board_builder(name))
+    return targets
+
+
+TARGETS: dict[str, Target] = _targets()
 
 
 def generate_model_c(model_path: Path) -> tuple[Path, object]:
@@ -94,13 +95,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "build/models/<hash>/ and build TARGET with SCons.",
     )
     p.add_argument(
-        "--target", choices=sorted(TARGETS), default="host", help="what to build (default host)"
+        "--target",
+        default="host",
+        metavar="TARGET",
+        help=f"what to build (default host): {', '.join(TARGETS)}",
     )
     p.add_argument("--model", type=Path, default=None, help="blob (.bkim) or checkpoint")
     p.set_defaults(func=_build)
 
 
 def _build(args: argparse.Namespace) -> int:
+    if args.target not in TARGETS:
+        raise BuildError(
+            f"unknown target {args.target!r}: expected one of {', '.join(TARGETS)} (a new "
+            "board needs an entry in firmware/board/board_cfg.h and firmware/SConscript.board)"
+        )
     target = TARGETS[args.target]
     model_dir = None
     if args.model is not None:

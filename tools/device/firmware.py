@@ -12,7 +12,9 @@ board must provide.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +80,12 @@ def build_firmware(
     if target not in BOARDS:
         raise BuildError(f"target {target!r}: expected one of {', '.join(BOARDS)}")
     root = Path(build_root or default_build_root())
+    cc = os.environ.get("ARM_PREFIX", "arm-none-eabi-") + "gcc"  # as firmware/SConscript.board
+    if not shutil.which(cc):
+        raise BuildError(
+            f"{cc} not found: install Debian's gcc-arm-none-eabi and libnewlib-arm-none-eabi "
+            "(tools/bootstrap.sh does)"
+        )
     try:
         build.board_firmware(model_dir, target, root, defines)
     except BuildError as exc:
