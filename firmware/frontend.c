@@ -1,24 +1,45 @@
-/* Integer audio front-end; see frontend.h and generator/frontend.py for the spec. */
+/* Integer audio front-end; see frontend.h and generator/frontend.py for the spec.
+ *
+ * Two implementations of the same integers:
+ *
+ * - frame_reference: the specification written out (32-bit radix-2 butterflies, one
+ *   stage at a time). It is the fallback for anything the fast path does not handle.
+ * - frame_fast: the same arithmetic, reorganised (docs/FIRMWARE.md, "Front-end"):
+ *     * complex values live as two int16 halves of one 32-bit word (re low, im high),
+ *       stored negated: -x. The spec's rounding halving (a + t + 1) >> 1 of x is exactly
+ *       (-a - t) >> 1 of -x, a floor halving, which the M4 does for both halves in one
+ *       SHADD16/SHSUB16; the twiddle product of -b rounds with 2^14 - 1 instead of 2^14
+ *       (-floor((P + 2^14) / 2^15) == floor((-P + 2^14 - 1) / 2^15)). The power
+ *       re^2 + im^2 does not see the sign.
+ *     * stages 1 and 2 use that the input is real and that their twiddles are
+ *       w_0 = (32767, 0) and w_{N/4} = (0, 32767): no multiplier, one pass.
+ *     * stages 3.. go two at a time (radix-2^2 passes, four values loaded and stored once
+ *       for four butterflies, each butterfly rounding exactly as the spec's).
+ *     * the last stage computes only the bins 0..N/2 the mel bands read.
+ *   Every stage output is a floor halving of two int16 values, so it fits int16; the only
+ *   values that could leave int16 are twiddle products t, and only with twiddle tables
+ *   that are not the rounded unit circle. Each t is range-checked (SSAT sets the sticky Q
+ *   flag on the M4; a compare elsewhere) and a frame that overflowed is recomputed by
+ *   frame_reference, so the result is the specification's for any tables.
+ */
 #include "frontend.h"
 
 #include <string.h>
 
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__ARM_FEATURE_QBIT)
+#include <arm_acle.h>
+#define FE_DSP 1
+#else
+#define FE_DSP 0
+#endif
+
 static unsigned bit_length32(uint32_t x) {
-    unsigned n = 0;
-    while (x) {
-        n++;
-        x >>= 1;
-    }
-    return n;
+    return x ? 32u - (unsigned)__builtin_clz(x) : 0u; /* CLZ, or libgcc on cores without */
 }
 
 static unsigned bit_length64(uint64_t x) {
-    unsigned n = 0;
-    if (x >> 32) {
-        n = 32;
-        x >>= 32;
-    }
-    return n + bit_length32((uint32_t)x);
+    if (x >> 32) return 32u + bit_length32((uint32_t)(x >> 32));
+    return bit_length32((uint32_t)x);
 }
 
 int32_t bk_ilog2_q(uint64_t x, unsigned frac_bits) {
@@ -37,6 +58,20 @@ int32_t bk_ilog2_q(uint64_t x, unsigned frac_bits) {
     }
     return r;
 }
+
+/* Steps 6 and 7 for band m: energy -> int8 feature. */
+static void quantise_band(const bk_fe_params_t *p, uint64_t energy, int32_t ecomp,
+                          int8_t *out) {
+    const unsigned oshift = p->out_shift;
+    const int32_t obias = (1 << (oshift - 1u)) - p->out_offset;
+    const int32_t l = bk_ilog2_q(energy + 1u, p->log_frac_bits) - ecomp; /* 6 */
+    int32_t q = (l + obias) >> oshift;                                    /* 7 */
+    if (q > 127) q = 127;
+    if (q < -128) q = -128;
+    *out = (int8_t)q;
+}
+
+/* ---- the specification, written out ------------------------------------------------ */
 
 static void fft_q15(const bk_fe_params_t *p, int32_t *restrict re, int32_t *restrict im) {
     const unsigned n = p->frame_len;
@@ -64,7 +99,8 @@ static void fft_q15(const bk_fe_params_t *p, int32_t *restrict re, int32_t *rest
     }
 }
 
-void bk_fe_frame(const bk_fe_params_t *p, const int16_t *x, int8_t *out, bk_fe_work_t *w) {
+static void frame_reference(const bk_fe_params_t *p, const int16_t *x, int8_t *out,
+                            bk_fe_work_t *w) {
     const unsigned n = p->frame_len;
     const uint16_t *restrict win = p->window;
     int32_t *restrict re = w->re;
@@ -91,10 +127,7 @@ void bk_fe_frame(const bk_fe_params_t *p, const int16_t *x, int8_t *out, bk_fe_w
         for (unsigned i = 0; i < n; i++) re[i] = (int32_t)((uint32_t)re[i] << e);
     }
     fft_q15(p, re, im); /* 3 */
-    const unsigned fb = p->log_frac_bits;
-    const unsigned oshift = p->out_shift;
-    const int32_t obias = (1 << (oshift - 1u)) - p->out_offset;
-    const int32_t ecomp = (int32_t)((2u * e) << fb);
+    const int32_t ecomp = (int32_t)((2u * e) << p->log_frac_bits);
     const uint16_t *restrict wt = p->mel_weights;
     for (unsigned m = 0; m < p->n_mels; m++) {
         uint64_t energy = 0;
@@ -106,12 +139,322 @@ void bk_fe_frame(const bk_fe_params_t *p, const int16_t *x, int8_t *out, bk_fe_w
             energy += (uint64_t)power * wt[j];                            /* 5 */
         }
         wt += len;
-        const int32_t l = bk_ilog2_q(energy + 1u, fb) - ecomp; /* 6 */
-        int32_t q = (l + obias) >> oshift;                     /* 7 */
-        if (q > 127) q = 127;
-        if (q < -128) q = -128;
-        out[m] = (int8_t)q;
+        quantise_band(p, energy, ecomp, &out[m]);
     }
+}
+
+/* ---- the fast path ------------------------------------------------------------------ */
+
+/* A complex value as one word: re in bits 0..15, im in bits 16..31 (two's complement). */
+static inline uint32_t cpack(int32_t re, int32_t im) {
+#if FE_DSP
+    uint32_t z;
+    __asm("pkhbt %0, %1, %2, lsl #16" : "=r"(z) : "r"(re), "r"(im));
+    return z;
+#else
+    return ((uint32_t)re & 0xFFFFu) | ((uint32_t)im << 16);
+#endif
+}
+static inline int32_t cre(uint32_t z) { return (int32_t)(int16_t)(uint16_t)(z & 0xFFFFu); }
+static inline int32_t cim(uint32_t z) { return (int32_t)(int16_t)(uint16_t)(z >> 16); }
+
+static inline uint32_t load32(const void *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v); /* one LDR on cores with unaligned access */
+    return v;
+}
+
+#if FE_DSP
+/* Overflow flag: the sticky Q bit, set by SSAT when a twiddle product leaves int16 and
+ * by SMLAD/SMLSDX when their 32-bit sum overflows. */
+typedef int fe_ovf_t;
+static inline void ovf_start(void) {
+    __asm volatile("msr APSR_nzcvq, %0" : : "r"(0) : "cc", "memory");
+}
+static inline int ovf_take(void) {
+    uint32_t apsr;
+    __asm volatile("mrs %0, APSR" : "=r"(apsr) : : "memory");
+    return (int)((apsr >> 27) & 1u);
+}
+#define OVF_START(o) ((void)(o), ovf_start())
+#define OVF_TAKE(o) ((void)(o), ovf_take())
+
+/* t = w * b for the negated b (twiddle w = cos + i sin packed, rounding 2^14 - 1). */
+static inline uint32_t twiddle(uint32_t nb, uint32_t w, fe_ovf_t *ovf) {
+    (void)ovf;
+    const int32_t r = __ssat(__smlad((int16x2_t)nb, (int16x2_t)w, (1 << 14) - 1) >> 15, 16);
+    const int32_t i = __ssat(__smlsdx((int16x2_t)w, (int16x2_t)nb, (1 << 14) - 1) >> 15, 16);
+    return cpack(r, i);
+}
+static inline uint32_t hadd(uint32_t a, uint32_t b) {
+    return (uint32_t)__shadd16((int16x2_t)a, (int16x2_t)b);
+}
+static inline uint32_t hsub(uint32_t a, uint32_t b) {
+    return (uint32_t)__shsub16((int16x2_t)a, (int16x2_t)b);
+}
+/* re^2 + im^2 < 2^31 + 1: exact as uint32 (SMUAD's Q flag is not read afterwards). */
+static inline uint32_t cpower(uint32_t z) { return (uint32_t)__smuad((int16x2_t)z, (int16x2_t)z); }
+#else
+typedef uint32_t fe_ovf_t;
+#define OVF_START(o) (*(o) = 0u)
+#define OVF_TAKE(o) (*(o) != 0u)
+
+static inline uint32_t twiddle(uint32_t nb, uint32_t w, fe_ovf_t *ovf) {
+    const int32_t br = cre(nb), bi = cim(nb), c = cre(w), s = cim(w);
+    const int32_t r = (int32_t)(((int64_t)br * c + (int64_t)bi * s + ((1 << 14) - 1)) >> 15);
+    const int32_t i = (int32_t)(((int64_t)bi * c - (int64_t)br * s + ((1 << 14) - 1)) >> 15);
+    *ovf |= ((uint32_t)(r + 32768) | (uint32_t)(i + 32768)) >> 16;
+    return cpack(r, i);
+}
+static inline uint32_t hadd(uint32_t a, uint32_t b) {
+    return cpack((cre(a) + cre(b)) >> 1, (cim(a) + cim(b)) >> 1);
+}
+static inline uint32_t hsub(uint32_t a, uint32_t b) {
+    return cpack((cre(a) - cre(b)) >> 1, (cim(a) - cim(b)) >> 1);
+}
+static inline uint32_t cpower(uint32_t z) {
+    const int32_t r = cre(z), i = cim(z);
+    return (uint32_t)(r * r) + (uint32_t)(i * i);
+}
+#endif
+
+static inline uint32_t tw(const int16_t *cos_t, const int16_t *sin_t, unsigned k) {
+    return cpack(cos_t[k], sin_t[k]);
+}
+
+/* Bit reversal of r in `bits` bits. */
+static inline unsigned bitrev(unsigned r, unsigned bits) {
+#if defined(__ARM_ARCH_ISA_THUMB) && __ARM_ARCH_ISA_THUMB == 2
+    uint32_t out;
+    __asm("rbit %0, %1" : "=r"(out) : "r"(r));
+    return (unsigned)(out >> (32u - bits));
+#else
+    unsigned out = 0;
+    for (unsigned b = 0; b < bits; b++) out |= ((r >> b) & 1u) << (bits - 1u - b);
+    return out;
+#endif
+}
+
+/* Step 1: v = window * x (Q15, rounded) into vb; returns the OR of all |v|, whose bit
+ * length is the bit length of max|v| (step 2). */
+static uint32_t window_pass(const bk_fe_params_t *p, const int16_t *x, int16_t *vb) {
+    const unsigned n = p->frame_len;
+    const uint16_t *win = p->window;
+#if FE_DSP
+    uint32_t acc = 0;
+    uint32_t *out = (uint32_t *)(void *)vb;
+    for (unsigned i = 0; i < n; i += 2u) {
+        const uint32_t xx = load32(x + i), ww = load32(win + i); /* window <= 32767 */
+        const int32_t v0 = __smlabb((int32_t)xx, (int32_t)ww, 1 << 14) >> 15;
+        const int32_t v1 = __smlatt((int32_t)xx, (int32_t)ww, 1 << 14) >> 15;
+        const uint32_t v = cpack(v0, v1);
+        const uint32_t neg = (uint32_t)__ssub16(0, (int16x2_t)v); /* GE where v <= 0 */
+        acc |= __sel(neg, v);                                     /* |v|, |v| <= 32767 */
+        out[i >> 1] = v;
+    }
+    return (acc | (acc >> 16)) & 0xFFFFu;
+#else
+    uint32_t acc = 0;
+    for (unsigned i = 0; i < n; i++) {
+        const int32_t v = ((int32_t)x[i] * (int32_t)win[i] + (1 << 14)) >> 15;
+        vb[i] = (int16_t)v;
+        acc |= (uint32_t)(v < 0 ? -v : v);
+    }
+    return acc;
+#endif
+}
+
+/* Stages 1 and 2 on the real input u = v << e, in the negated packed form. Frame
+ * positions 4g..4g+3 (bit-reversed order) hold u[r], u[r + n/2], u[r + n/4],
+ * u[r + 3n/4] with r = bitrev(g); stage 1 pairs them (w_0), stage 2 combines the
+ * pairs with w_0 and w_{n/4} = (0, 32767) (checked by the caller). With c = 32767:
+ * (b * 32767 + k) >> 15 == b + ((k - b) >> 15) for the rounding constant k. */
+static void first_pass(uint32_t *d, const int16_t *vb, unsigned n, unsigned e) {
+    const unsigned q = n >> 2, bits = (unsigned)bit_length32(q) - 1u;
+    for (unsigned r = 0; r < q; r++) {
+        const int32_t u0 = (int32_t)((uint32_t)(int32_t)vb[r] << e);
+        const int32_t u1 = (int32_t)((uint32_t)(int32_t)vb[r + 2u * q] << e);
+        const int32_t u2 = (int32_t)((uint32_t)(int32_t)vb[r + q] << e);
+        const int32_t u3 = (int32_t)((uint32_t)(int32_t)vb[r + 3u * q] << e);
+        /* stage 1, negated values -u: t = (-u * 32767 + 2^14 - 1) >> 15 */
+        const int32_t t1 = ((u1 + (1 << 14) - 1) >> 15) - u1;
+        const int32_t t3 = ((u3 + (1 << 14) - 1) >> 15) - u3;
+        const int32_t p0 = (t1 - u0) >> 1, p1 = (-u0 - t1) >> 1;
+        const int32_t p2 = (t3 - u2) >> 1, p3 = (-u2 - t3) >> 1;
+        /* stage 2: (p0, p2) with w_0; (p1, p3) with w_{n/4}, whose product of the real
+         * p3 is (0, (-p3 * 32767 + 2^14 - 1) >> 15) */
+        const int32_t t2 = p2 + (((1 << 14) - 1 - p2) >> 15);
+        const int32_t ti = ((p3 + (1 << 14) - 1) >> 15) - p3;
+        uint32_t *o = d + 4u * bitrev(r, bits);
+        o[0] = cpack((p0 + t2) >> 1, 0);
+        o[1] = cpack(p1 >> 1, ti >> 1);
+        o[2] = cpack((p0 - t2) >> 1, 0);
+        o[3] = cpack(p1 >> 1, (-ti) >> 1);
+    }
+}
+
+/* One radix-2 stage of half h. */
+static void pass2(uint32_t *d, unsigned n, unsigned h, const int16_t *cos_t,
+                  const int16_t *sin_t, fe_ovf_t *ovf) {
+    const unsigned stride = n / (2u * h);
+    for (unsigned k = 0; k < h; k++) {
+        const uint32_t w = tw(cos_t, sin_t, k * stride);
+        for (unsigned i = k; i < n; i += 2u * h) {
+            const uint32_t a = d[i], t = twiddle(d[i + h], w, ovf);
+            d[i] = hadd(a, t);
+            d[i + h] = hsub(a, t);
+        }
+    }
+}
+
+#if FE_DSP
+/* Two stages on the four values at o[0], o[h], o[2h], o[3h] (hb = 4h bytes): stage one
+ * pairs (0, 1) and (2, 3) with w1, stage two (0, 2) with w2 and (1, 3) with w3. Each
+ * twiddle product is SMLAD/SMLSDX with the rounding constant, SSAT (>> 15, range check
+ * into the Q flag), PKHBT; each butterfly output one SHADD16/SHSUB16. `full` 0 stores
+ * only o[0] and o[h] (the last pass: bins below n/2). */
+#define FE_TW(t, x, w)                                                                    \
+    "smlad  %[" t "], %[" x "], %[" w "], %[k]\n\t"                                       \
+    "smlsdx %[" x "], %[" w "], %[" x "], %[k]\n\t"                                       \
+    "ssat   %[" t "], #16, %[" t "], asr #15\n\t"                                         \
+    "ssat   %[" x "], #16, %[" x "], asr #15\n\t"                                         \
+    "pkhbt  %[" t "], %[" t "], %[" x "], lsl #16\n\t"
+static inline void group4(uint32_t *o, uint32_t hb, uint32_t w1, uint32_t w2, uint32_t w3,
+                          int full) {
+    uint32_t x0, x1, x2, x3, t, q;
+    __asm volatile(
+        "ldr    %[x1], [%[o], %[hb]]\n\t"
+        "add    %[q], %[o], %[hb], lsl #1\n\t"
+        "ldr    %[x3], [%[q], %[hb]]\n\t"
+        FE_TW("t", "x1", "w1")
+        "ldr    %[x0], [%[o]]\n\t"
+        "shadd16 %[x1], %[x0], %[t]\n\t"  /* y0 */
+        "shsub16 %[x0], %[x0], %[t]\n\t"  /* y1 */
+        FE_TW("t", "x3", "w1")
+        "ldr    %[x2], [%[q]]\n\t"
+        "shadd16 %[x3], %[x2], %[t]\n\t"  /* y2 */
+        "shsub16 %[x2], %[x2], %[t]\n\t"  /* y3 */
+        FE_TW("t", "x3", "w2")
+        "shadd16 %[x3], %[x1], %[t]\n\t"  /* z0 */
+        "str    %[x3], [%[o]]\n\t"
+        "cbz    %[full], 1f\n\t"
+        "shsub16 %[x1], %[x1], %[t]\n\t"  /* z2 */
+        "str    %[x1], [%[q]]\n\t"
+        "1:\n\t"
+        FE_TW("t", "x2", "w3")
+        "shadd16 %[x3], %[x0], %[t]\n\t"  /* z1 */
+        "str    %[x3], [%[o], %[hb]]\n\t"
+        "cbz    %[full], 2f\n\t"
+        "shsub16 %[x0], %[x0], %[t]\n\t"  /* z3 */
+        "str    %[x0], [%[q], %[hb]]\n\t"
+        "2:\n\t"
+        : [x0] "=&r"(x0), [x1] "=&r"(x1), [x2] "=&r"(x2), [x3] "=&r"(x3), [t] "=&r"(t),
+          [q] "=&l"(q)
+        : [o] "r"(o), [hb] "r"(hb), [w1] "r"(w1), [w2] "r"(w2), [w3] "r"(w3),
+          [k] "r"((1 << 14) - 1), [full] "l"(full)
+        : "memory", "cc");
+}
+#else
+static inline void group4(uint32_t *o, uint32_t hb, uint32_t w1, uint32_t w2, uint32_t w3,
+                          int full, fe_ovf_t *ovf) {
+    const unsigned h = hb >> 2;
+    const uint32_t x0 = o[0], x1 = o[h], x2 = o[2u * h], x3 = o[3u * h];
+    uint32_t t = twiddle(x1, w1, ovf);
+    const uint32_t y0 = hadd(x0, t), y1 = hsub(x0, t);
+    t = twiddle(x3, w1, ovf);
+    const uint32_t y2 = hadd(x2, t), y3 = hsub(x2, t);
+    t = twiddle(y2, w2, ovf);
+    o[0] = hadd(y0, t);
+    if (full) o[2u * h] = hsub(y0, t);
+    t = twiddle(y3, w3, ovf);
+    o[h] = hadd(y1, t);
+    if (full) o[3u * h] = hsub(y1, t);
+}
+#endif
+
+/* Stages of half h and 2h in one pass. `last`: only the bins 0..n/2 are stored. */
+static void pass4(uint32_t *d, unsigned n, unsigned h, const int16_t *cos_t,
+                  const int16_t *sin_t, int last, fe_ovf_t *ovf) {
+    const unsigned s2 = n / (4u * h), s1 = 2u * s2, quarter = n >> 2;
+    const uint32_t hb = 4u * h;
+    uint32_t *const end = d + n;
+#if FE_DSP
+    (void)ovf;
+#define FE_GROUP(o, full) group4(o, hb, w1, w2, w3, full)
+#else
+#define FE_GROUP(o, full) group4(o, hb, w1, w2, w3, full, ovf)
+#endif
+    for (unsigned k = 0; k < h; k++) {
+        const uint32_t w1 = tw(cos_t, sin_t, k * s1);
+        const uint32_t w2 = tw(cos_t, sin_t, k * s2);
+        const uint32_t w3 = tw(cos_t, sin_t, k * s2 + quarter);
+        if (last) {
+            FE_GROUP(d + k, k == 0u); /* one group per k; bin n/2 comes from k = 0 */
+        } else {
+            for (uint32_t *o = d + k; o < end; o += 4u * h) FE_GROUP(o, 1);
+        }
+    }
+#undef FE_GROUP
+}
+
+/* Steps 1-3 into d (bins 0..n/2 valid, negated), e through *e_out. Returns nonzero if a
+ * value left the 16-bit range (then the frame is the reference's to compute). */
+static int fft_fast(const bk_fe_params_t *p, const int16_t *x, bk_fe_work_t *w,
+                    unsigned *e_out) {
+    const unsigned n = p->frame_len;
+    const int16_t *cos_t = p->cos_q15, *sin_t = p->sin_q15;
+    uint32_t *d = (uint32_t *)w->re;
+    int16_t *vb = (int16_t *)(void *)w->im;
+    const uint32_t peak = window_pass(p, x, vb);
+    const unsigned e = peak ? 15u - bit_length32(peak) : 0u;
+    *e_out = e;
+    first_pass(d, vb, n, e);
+    fe_ovf_t ovf;
+    OVF_START(&ovf);
+    unsigned h = 4;
+    unsigned left = (unsigned)bit_length32(n) - 3u; /* stages after the first two */
+    if (left & 1u) {
+        pass2(d, n, h, cos_t, sin_t, &ovf);
+        h <<= 1;
+        left--;
+    }
+    for (; left; left -= 2u, h <<= 2) pass4(d, n, h, cos_t, sin_t, left == 2u, &ovf);
+    return OVF_TAKE(&ovf);
+}
+
+static uint32_t fallbacks;
+
+uint32_t bk_fe_fallbacks(void) { return fallbacks; }
+
+static void frame_fast(const bk_fe_params_t *p, const int16_t *x, int8_t *out,
+                       bk_fe_work_t *w) {
+    unsigned e;
+    if (fft_fast(p, x, w, &e)) {
+        fallbacks++;
+        frame_reference(p, x, out, w);
+        return;
+    }
+    const uint32_t *d = (const uint32_t *)w->re;
+    const int32_t ecomp = (int32_t)((2u * e) << p->log_frac_bits);
+    const uint16_t *restrict wt = p->mel_weights;
+    for (unsigned m = 0; m < p->n_mels; m++) {
+        uint64_t energy = 0;
+        const unsigned len = p->mel_len[m];
+        const uint32_t *z = d + p->mel_start[m];
+        for (unsigned j = 0; j < len; j++) energy += (uint64_t)cpower(z[j]) * wt[j]; /* 4, 5 */
+        wt += len;
+        quantise_band(p, energy, ecomp, &out[m]);
+    }
+}
+
+void bk_fe_frame(const bk_fe_params_t *p, const int16_t *x, int8_t *out, bk_fe_work_t *w) {
+    const unsigned q = p->frame_len >> 2;
+    /* the first pass hard-codes the twiddles w_0 and w_{n/4} of the rounded unit circle */
+    if (p->cos_q15[0] == 32767 && p->sin_q15[0] == 0 && p->cos_q15[q] == 0 &&
+        p->sin_q15[q] == 32767)
+        frame_fast(p, x, out, w);
+    else
+        frame_reference(p, x, out, w);
 }
 
 size_t bk_fe_batch(const bk_fe_params_t *p, const int16_t *x, size_t n, int8_t *out,

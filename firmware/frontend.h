@@ -50,6 +50,11 @@ int32_t bk_ilog2_q(uint64_t x, unsigned frac_bits);
 /* One frame: frame_len int16 samples -> n_mels int8 features. */
 void bk_fe_frame(const bk_fe_params_t *p, const int16_t *x, int8_t *out, bk_fe_work_t *w);
 
+/* Frames since start-up whose FFT left the 16-bit fast path (twiddle products out of
+ * int16, possible only with twiddle tables off the unit circle) and were recomputed by
+ * the 32-bit reference path; same features either way. */
+uint32_t bk_fe_fallbacks(void);
+
 /* Batch form: n_frames = 1 + (n - frame_len) / hop rows written to out (row-major). */
 size_t bk_fe_batch(const bk_fe_params_t *p, const int16_t *x, size_t n, int8_t *out,
                    bk_fe_work_t *w);
