@@ -17,8 +17,18 @@ ARCHS = {
     # (c_in % 32 != 0), a direct (c_in = 32, groups 1) layer, OR pooling, a last layer
     # whose kernel covers the remaining time, c_out not a multiple of 32
     "small": [("conv", 24, 3, 2, 1), ("conv", 32, 3, 1, 2), ("pool", 2), ("conv", 20, 2, 1, 1)],
-    # the trainer's "structured" preset shape (128 channels, groups 8, OR pooling)
+    # the trainer's "structured" preset shape (generator/training/model.py bnn_preset): 128
+    # channels, full convolutions, OR pooling by 2 after the first binary layer, 12 channels
+    # per class (c_out -12), and a last layer grouped per class over the remaining steps
     "structured": [
+        ("conv", 128, 3, 2, 1),
+        ("conv", 128, 3, 1, 1),
+        ("pool", 2),
+        ("conv", 128, 3, 1, 1),
+        ("conv", -12, 3, 1, 1),
+    ],
+    # 128 channels in groups of 16 (grouped {0,1} layers of whole words, OR pooling to one step)
+    "grouped": [
         ("conv", 128, 3, 2, 1),
         ("conv", 128, 3, 1, 8),
         ("pool", 2),
@@ -71,10 +81,13 @@ def random_integer_model(
     n_classes: int = 4,
     n_frames: int = 49,
     frontend: FrontendParams | None = None,
-    last_groups: int = 1,
+    last_groups: int | None = None,
 ) -> IntegerModel:
     """A valid IntegerModel with random weights; every hidden layer uses (acc_bits, mode,
-    tile), the first layer first_bits (default acc_bits) with the same mode and tile."""
+    tile), the first layer first_bits (default acc_bits) with the same mode and tile. The
+    last layer has `last_groups` groups (default: one per class for "structured", else 1)."""
+    if last_groups is None:
+        last_groups = n_classes if arch == "structured" else 1
     rng = np.random.default_rng(seed)
     fe = frontend or default_params()
     t, c, kind = n_frames, fe.n_mels, "int8"
@@ -87,6 +100,7 @@ def random_integer_model(
             t //= k
             continue
         _, c_out, kernel, stride, groups = st
+        c_out = -c_out * n_classes if c_out < 0 else c_out  # channels per class
         kernel = min(kernel, t)
         bits = (first_bits or acc_bits) if kind == "int8" else acc_bits
         cg = c // groups

@@ -369,6 +369,7 @@ CASES = [
     ("small", "pm1", "saturate", 32),
     ("small", "01", "saturate", 16),
     ("structured", "01", "saturate", 64),
+    ("grouped", "01", "saturate", 64),
     ("structured", "01", "wrap", 32),
     ("dense", "pm1", "wrap", 32),
     ("dense", "pm1", "saturate", 32),
@@ -385,7 +386,7 @@ def test_kernel_op_counts_equal_the_model(count_lib, arch, act, mode, tile):
         act=act,
         arch=arch,
         first_bits=16,
-        last_groups=2 if arch == "small" else 1,
+        last_groups=2 if arch == "small" else None,
     )
     net = hostlib.CNet.from_model(model, count_lib)
     cost = acc.model_cost(model, acc.AcceleratorConfig(lane=32))
@@ -408,3 +409,19 @@ def test_the_default_library_has_no_counters():
     # no counter symbol at all: nothing in its kernels counts
     with pytest.raises(BuildError, match="count_ops"):
         hostlib.op_counts(hostlib.load())
+
+
+def test_the_structured_test_net_is_the_trainers_preset():
+    from bnnkws.tools.bench.mcu import preset_model
+
+    def shape(model):
+        return [
+            (la.input, la.c_in, la.c_out, la.kernel, la.stride, la.groups, la.output)
+            if isinstance(la, im.ConvLayer)
+            else ("pool", la.kernel)
+            for la in model.layers
+        ]
+
+    for n in (4, 10):
+        ours = random_integer_model(0, arch="structured", n_classes=n, first_bits=16)
+        assert shape(ours) == shape(preset_model("structured", 8, "wrap", n_classes=n))
