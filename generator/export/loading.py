@@ -35,6 +35,7 @@ def is_blob(path: str | os.PathLike) -> bool:
 
 def from_checkpoint(path: str | os.PathLike) -> LoadedModel:
     """Load a checkpoint and export it; the model returned is the one read back from its blob."""
+    # torch: imported only when a checkpoint is read (blobs need numpy alone)
     from bnnkws.generator.export.to_integer import to_integer_model
     from bnnkws.generator.training.checkpoint import load_checkpoint
 
@@ -43,7 +44,9 @@ def from_checkpoint(path: str | os.PathLike) -> LoadedModel:
     if "detector" in ckpt:  # calibrated: the blob's DETC section (detector_config.py)
         det = dict(ckpt["detector"])
         meta["calibration"] = det.pop("calibration", {})
-        meta["detector"] = {k: det[k] for k in ("thr", "smooth", "temp_shift", "refractory") if k in det}
+        meta["detector"] = {
+            k: det[k] for k in ("thr", "smooth", "temp_shift", "refractory") if k in det
+        }
     try:
         im = to_integer_model(torch_model, meta=meta)
     except ValueError as exc:
@@ -113,5 +116,3 @@ def describe(data: bytes, where: str = "model blob") -> str:
         keys = ", ".join(sorted(model.meta))
         lines.append(f"  meta: {keys}")
     return "\n".join(lines)
-
-

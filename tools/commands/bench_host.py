@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from bnnkws.generator.base.fileio import write_atomic
+from bnnkws.generator.export.loading import load_any
 
 
 def bench_actions(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
@@ -62,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _preset_model(preset: str, bits: int, mode: str):
+    # torch: heavy, only for an untrained preset network
     import torch
 
     from bnnkws.generator.export.to_integer import to_integer_model
@@ -92,11 +94,10 @@ def describe_model(name: str, meta: dict) -> str:
 
 
 def _bench_host(args: argparse.Namespace) -> int:
+    # cffi bindings of the host library: loaded when the benchmark runs, not with the CLI
     from bnnkws.tools.bench.host import format_doc, format_report, run_bench
 
     if args.model is not None:
-        from bnnkws.generator.export.loading import load_any
-
         loaded = load_any(args.model)
         model, tm = loaded.model, loaded.torch_model
         desc = describe_model(args.model.name, model.meta)

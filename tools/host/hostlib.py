@@ -25,6 +25,7 @@ from cffi import FFI
 
 from bnnkws.generator.base.errors import BuildError
 from bnnkws.generator.codegen.emit_c import emit_c, layer_entries
+from bnnkws.generator.export.detector_config import DetectorConfig
 from bnnkws.generator.export.layer_codes import INPUT_CODES, KIND_CODES, OUTPUT_CODES
 from bnnkws.generator.integer.intmodel import pack_bits, unpack_bits
 from bnnkws.tools.host import build
@@ -382,8 +383,6 @@ class CNet:
     def detector_config(self):
         """The generated model's default detector configuration (bk_model_detector) as a
         DetectorConfig; only for a library built from a generated model."""
-        from bnnkws.generator.export.detector_config import DetectorConfig
-
         try:
             c = ffi.addressof(self.lib, "bk_model_detector")
         except AttributeError:

@@ -26,8 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bnnkws.generator import frontend
 from bnnkws.generator.base.errors import BnnkwsError, FormatError
+from bnnkws.generator.export import blob as blobmod
+from bnnkws.generator.export.loading import LoadedModel
 from bnnkws.generator.integer.intmodel import ConvLayer, IntegerModel
+from bnnkws.tools.host import micropython_runner
 
 IMPLS = ("torch", "C", "micropython")
 
@@ -99,6 +103,7 @@ def clip_samples(model: IntegerModel) -> int:
 
 
 def load_clips(paths: list[Path], model: IntegerModel) -> list[np.ndarray]:
+    # soundfile (an optional dependency): only when clips are read
     from bnnkws.generator.data.audio_io import read_audio
     from bnnkws.generator.data.dataset import fit_to_length
 
@@ -203,8 +208,7 @@ def verify_model(
 
     loaded: :class:`bnnkws.tools.commands.export.LoadedModel` (model read back from its blob).
     """
-    from bnnkws.generator import frontend as fe
-    from bnnkws.generator.export import blob as blobmod
+    # cffi bindings of the host library: loaded when a check runs, not with the CLI
     from bnnkws.tools.host.hostlib import CFrontend, CNet
 
     model: IntegerModel = loaded.model
@@ -218,7 +222,7 @@ def verify_model(
     feats = [random_inputs(seed, n_inputs, model.n_frames, F, model)]
     if clips:
         t0 = time.perf_counter()
-        ref_f = np.stack([fe.features(c, model.frontend) for c in clips])
+        ref_f = np.stack([frontend.features(c, model.frontend) for c in clips])
         cfe = CFrontend(model.frontend)
         res.record(
             "C",
@@ -239,7 +243,7 @@ def verify_model(
 
     # torch
     if use_torch and loaded.torch_model is not None:
-        import torch
+        import torch  # heavy; only with a checkpoint
 
         t0 = time.perf_counter()
         outs = loaded.torch_model.integer_forward(torch.from_numpy(x), all_layers=True)
@@ -262,8 +266,6 @@ def verify_model(
         log(f"  C: {len(x)} inputs, {res.seconds['C']:.1f} s (build included)")
     # MicroPython
     if micropython:
-        from bnnkws.tools.host import micropython_runner
-
         t0 = time.perf_counter()
         got = micropython_runner.run_model(model, loaded.blob, x[:n_inputs]) if n_inputs else []
         if clips:
@@ -298,11 +300,8 @@ def verify_model(
 
 def with_accumulator(loaded, bits: int, mode: str):
     """The same trained model with every layer's accumulator set to (bits, mode)."""
-    from bnnkws.generator.export import blob as blobmod
-    from bnnkws.generator.export.loading import LoadedModel
-
     if loaded.torch_model is not None:
-        from bnnkws.generator.export.to_integer import to_integer_model
+        from bnnkws.generator.export.to_integer import to_integer_model  # torch
 
         tm = copy.deepcopy(loaded.torch_model)
         tm.set_accumulator(bits=bits, mode=mode, first_bits=bits)
