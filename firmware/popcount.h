@@ -5,7 +5,7 @@
  *   BK_POPCOUNT_BUILTIN=1 __builtin_popcount, for cores with a popcount instruction
  *                         (x86 with -mpopcnt, Armv8.1-M MVE ...). On Cortex-M3/M4 gcc
  *                         lowers it to a libgcc call, so the SWAR default is faster there.
- * Both return the same value for every input (tests/test_kernels.py). Sums over many
+ * Both return the same value for every input (tests/codegen/test_kernels.py). Sums over many
  * words (bk_popcount_op_words, the row-layout layers' inner loop) use carry-save blocks
  * of three words in the default variant (below), the instruction per word in the other.
  */

@@ -16,7 +16,7 @@
  * truncation) it drops the first byte of the candidate and rescans the bytes it
  * already holds, so a frame that followed a damaged one is still found; nothing grows
  * without bound. tools/device/protocol.py implements exactly the same machine (same events in
- * the same order), which tests/test_protocol.py checks by differential fuzzing.
+ * the same order), which tests/device/test_protocol.py checks by differential fuzzing.
  */
 #ifndef BK_PROTOCOL_H
 #define BK_PROTOCOL_H

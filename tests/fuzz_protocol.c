@@ -1,5 +1,5 @@
 /* Random-frame fuzzer for the C frame parser (firmware/protocol.c), built by
- * tests/test_protocol.py with -fsanitize=address,undefined (no libFuzzer/clang here).
+ * tests/device/test_protocol.py with -fsanitize=address,undefined (no libFuzzer/clang here).
  *
  *   fuzz_protocol ROUNDS SEED
  *
