@@ -62,6 +62,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="emulated: also stream to the firmware on QEMU and compare (slow)",
     )
     p.add_argument(
+        "--device-minutes",
+        type=float,
+        default=None,
+        help="--device emulated: stream only the first N minutes to the board (QEMU runs "
+        "about 0.6x real time; default: all)",
+    )
+    p.add_argument(
         "--calibrate",
         action="store_true",
         help="choose thresholds and smoothing on the validation split first",
@@ -130,6 +137,7 @@ def _bench_streaming(args: argparse.Namespace) -> int:
         args.calibration_minutes,
         args.out,
         progress=progress,
+        device_minutes=args.device_minutes,
     )
     if r.calibration is not None:
         c = r.calibration
@@ -148,7 +156,14 @@ def _bench_streaming(args: argparse.Namespace) -> int:
             f"{r.model_name}: {r.stream.split} stream, {r.stream.seconds / 60:.0f} min, SNR "
             f"{r.stream.snr_db[0]:g}-{r.stream.snr_db[1]:g} dB, seed {r.stream.seed}"
         )
-        S.plot_det(r.det, (r.score.fa_per_hour, r.score.miss_rate), png, title)
+        b = r.baseline if r.calibrated else None
+        S.plot_det(
+            r.det,
+            (r.score.fa_per_hour, r.score.miss_rate),
+            png,
+            title,
+            (b.fa_per_hour, b.miss_rate) if b is not None else None,
+        )
         print(f"wrote {png}")
         if args.doc is not None:
             date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
