@@ -165,3 +165,48 @@ def test_a_qemu_without_the_machine_gets_one_line(tmp_path, monkeypatch):
     with pytest.raises(DeviceError, match="no machine 'mps3-an547'.*QEMU 7.0") as e:
         qemu.Emulator(elf, machine="mps3-an547").start()
     assert "\n" not in str(e.value)
+
+
+def test_bench_doc_has_one_column_per_core_and_the_always_on_load():
+    from bnnkws.tools.bench.mcu import McuResult, format_doc
+
+    def result(target: str, infer: int, fe: int, busy: int, tick_hz: int) -> McuResult:
+        return McuResult(
+            case="default" if target == "mps2-an386" else f"default-{target}",
+            description="default.pt",
+            target=target,
+            model_hash="ab" * 32,
+            flash=30_000,
+            ram=10_000,
+            ram_parts={"data": 0, "bss": 8_464, "stack": 1_536},
+            instructions=infer,
+            layers=[("conv0", "int8 conv", infer)],
+            frontend_per_hop=fe,
+            frontend_max_hop=fe,
+            detector=1_000,
+            stride=5,
+            hop_s=0.02,
+            busy_per_audio_s=busy,
+            link_per_byte=100,
+            audio_s=3.0,
+            wall_s=5.0,
+            inferences=21,
+            tick_hz=tick_hz,
+            ingest_per_audio_s=3_200_000,
+        )
+
+    rows = [
+        result("mps2-an386", 300_000, 40_000, 6_000_000, 25_000_000),
+        result("microbit", 600_000, 80_000, 11_000_000, 16_000_000),
+    ]
+    doc = format_doc(rows, "bnnkws bench mcu --doc X")
+    # always-on = 50 hops x front-end + 10 inferences x (network + detector)
+    assert rows[0].always_on_per_s == 50 * 40_000 + 10 * 301_000
+    lines = doc.splitlines()
+    assert "| | `mps2-an386` | `microbit` |" in lines
+    assert "| **always-on M instr / s audio** | **5.01** | **10.01** |" in lines
+    assert "| serial ingest M instr / s (per byte) | 3.20 (100) | 3.20 (100) |" in lines
+    assert "| margin at core clock | 76% at 25 MHz | 31% at 16 MHz |" in lines
+    assert "| timer tick (instructions) | 40 | 62.5 |" in lines
+    assert "always-on 5.01 M instructions per second of audio" in doc and "8.75 M before" in doc
+    assert "flash 30,000 B against 32,256 B before (target 17,866 B: missed)" in doc

@@ -1,5 +1,6 @@
 """`bnnkws bench mcu [MODEL]`: instructions, flash, RAM and real-time margin on the
-emulated Cortex-M4 (tools/bench/mcu.py), for a model and for N in {8, 16, 32}."""
+emulated cores (tools/bench/mcu.py): the model on every core (--cores), and the N sweep
+(N in {8, 16, 32}) on the Cortex-M4."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from bnnkws.tools.commands.bench_host import bench_actions
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = bench_actions(subparsers).add_parser(
         "mcu",
-        help="instructions per inference/layer/hop, flash, RAM, real-time margin on the emulated Cortex-M4",
-        description="Build the firmware, run it on QEMU mps2-an386 with -icount shift=0 and read "
-        "the timer figures it reports: instructions per inference and per layer, per front-end "
-        "hop, busy time per second of audio, flash and RAM from the linker map.",
+        help="instructions per inference/layer/hop, always-on load, flash, RAM per emulated core",
+        description="Build the firmware, run it on QEMU (mps2-an386 and every other core of "
+        "--cores) with -icount shift=0 and read the timer figures it reports: instructions per "
+        "inference and per layer, per front-end hop, the always-on load and the serial ingest "
+        "per second of audio, flash and RAM from the linker map; one column per core.",
     )
     p.add_argument(
         "model",
@@ -43,7 +45,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="accumulator mode(s) of the sweep (default both)",
     )
     p.add_argument(
-        "--m3", action="store_true", help="also run the first model on mps2-an385 (Cortex-M3)"
+        "--cores",
+        nargs="*",
+        default=None,
+        metavar="TARGET",
+        help="cores to run the first model on, one column each (default: every board target: "
+        "mps2-an386 first; none: the Cortex-M4 only)",
+    )
+    p.add_argument(
+        "--m3",
+        action="store_true",
+        help="with --cores absent or empty, also mps2-an385 (Cortex-M3)",
     )
     p.add_argument(
         "--doc", type=Path, default=None, help="write the report as markdown (docs/BENCH_MCU.md)"
@@ -82,9 +94,19 @@ def _bench_mcu(args: argparse.Namespace) -> int:
     if not cases:
         print("bench mcu: nothing to measure (no model, no --bits)")
         return 0
-    if args.m3:
-        first = cases[0]
-        cases.insert(1, McuCase(first.name + "-m3", first.description, first.model, "mps2-an385"))
+    from bnnkws.generator.base.errors import BuildError
+    from bnnkws.tools.device.firmware import BOARDS, DEFAULT_BOARD
+
+    cores = list(BOARDS) if args.cores is None else list(args.cores)
+    if args.m3 and "mps2-an385" not in cores:
+        cores.append("mps2-an385")
+    for t in cores:
+        if t not in BOARDS:
+            raise BuildError(f"--cores: unknown target {t!r}: expected some of {', '.join(BOARDS)}")
+    first = cases[0]
+    extra = [t for t in dict.fromkeys(cores) if t != DEFAULT_BOARD]
+    for i, t in enumerate(extra):
+        cases.insert(1 + i, McuCase(f"{first.name}-{t}", first.description, first.model, t))
     root = default_build_root() / "bench-mcu"
     results = []
     for case in cases:
@@ -94,7 +116,9 @@ def _bench_mcu(args: argparse.Namespace) -> int:
     if args.doc is not None:
         cmd = "bnnkws bench mcu" + (f" {args.model}" if args.model else "")
         cmd += (
-            f" --bits {' '.join(map(str, args.bits))} --mode {args.mode}"
+            " ".join([" --bits", *map(str, args.bits)])
+            + f" --mode {args.mode}"
+            + (f" --cores {' '.join(args.cores)}" if args.cores is not None else "")
             + (" --m3" if args.m3 else "")
             + f" --doc {args.doc}"
         )
