@@ -42,7 +42,52 @@ static unsigned bit_length64(uint64_t x) {
     return bit_length32((uint32_t)x);
 }
 
+/* For frac_bits 6: LOG_THR6[j] (j = 1..63) is the least Q30 mantissa y whose six squaring
+ * steps below give fraction bits >= j. The steps are monotonic in y (a larger square
+ * stays larger or sets an earlier bit), so the fraction is the number of thresholds
+ * <= y: a six-step binary search instead of six 64-bit squarings. Computed from the
+ * definition (generator/frontend.py ilog2_q); tests/frontend/test_frontend.py checks
+ * both sides of every threshold. */
+static const uint32_t LOG_THR6[64] = {
+    0u,
+    0x40b268fbu, 0x4166c34du, 0x421d1463u, 0x42d561b5u, 0x438fb0ccu, 0x444c0741u,
+    0x450a6abbu, 0x45cae0f3u, 0x468d6fafu, 0x47521cc6u, 0x4818ee23u, 0x48e1e9bbu,
+    0x49ad1598u, 0x4a7a77d5u, 0x4b4a169du, 0x4c1bf829u, 0x4cf022cbu, 0x4dc69cdeu,
+    0x4e9f6cd4u, 0x4f7a9931u, 0x50582889u, 0x51382183u, 0x521a8ad8u, 0x52ff6b56u,
+    0x53e6c9dbu, 0x54d0ad5bu, 0x55bd1cdcu, 0x56ac1f76u, 0x579dbc58u, 0x5891fac2u,
+    0x5988e20au, 0x5a82799au, 0x5b7ec8f3u, 0x5c7dd7a5u, 0x5d7fad5au, 0x5e8451d1u,
+    0x5f8bccdcu, 0x60962666u, 0x61a3666eu, 0x62b39509u, 0x63c6ba66u, 0x64dcdec4u,
+    0x65f60a81u, 0x6712460cu, 0x683199eeu, 0x69540ecau, 0x6a79ad57u, 0x6ba27e66u,
+    0x6cce8ae3u, 0x6dfddbcdu, 0x6f307a42u, 0x70666f77u, 0x719fc4bau, 0x72dc8375u,
+    0x741cb529u, 0x75606375u, 0x76a79811u, 0x77f25ccfu, 0x7940bb9fu, 0x7a92be8cu,
+    0x7be86fbbu, 0x7d41d96fu, 0x7e9f0608u,
+};
+
+/* Q.6 log2 of x >= 1 through LOG_THR6, with 32-bit operations only. */
+static inline int32_t ilog2_q6(uint64_t x) {
+    const uint32_t hi = (uint32_t)(x >> 32), lo = (uint32_t)x;
+    unsigned n;
+    uint32_t m; /* the mantissa y of bk_ilog2_q, in [2^30, 2^31) */
+    if (hi) {
+        const unsigned s = (unsigned)__builtin_clz(hi); /* n = 63 - s, y = x >> (33 - s) */
+        n = 63u - s;
+        m = s ? (hi << (s - 1u)) | (lo >> (33u - s)) : hi >> 1;
+    } else {
+        const unsigned s = (unsigned)__builtin_clz(lo); /* n = 31 - s */
+        n = 31u - s;
+        m = s ? lo << (s - 1u) : lo >> 1;
+    }
+    unsigned r = m >= LOG_THR6[32] ? 32u : 0u;
+    if (m >= LOG_THR6[r + 16u]) r += 16u;
+    if (m >= LOG_THR6[r + 8u]) r += 8u;
+    if (m >= LOG_THR6[r + 4u]) r += 4u;
+    if (m >= LOG_THR6[r + 2u]) r += 2u;
+    if (m >= LOG_THR6[r + 1u]) r += 1u;
+    return (int32_t)((n << 6) | r);
+}
+
 int32_t bk_ilog2_q(uint64_t x, unsigned frac_bits) {
+    if (frac_bits == 6u) return ilog2_q6(x);
     /* x in [2^n, 2^(n+1)): mantissa y in [2^30, 2^31) (Q30 value in [1, 2)).
      * Squaring y doubles log2(y); if it reaches 2 the next fractional bit is 1. */
     unsigned n = bit_length64(x) - 1u;
@@ -64,7 +109,8 @@ static void quantise_band(const bk_fe_params_t *p, uint64_t energy, int32_t ecom
                           int8_t *out) {
     const unsigned oshift = p->out_shift;
     const int32_t obias = (1 << (oshift - 1u)) - p->out_offset;
-    const int32_t l = bk_ilog2_q(energy + 1u, p->log_frac_bits) - ecomp; /* 6 */
+    const unsigned fb = p->log_frac_bits;
+    const int32_t l = (fb == 6u ? ilog2_q6(energy + 1u) : bk_ilog2_q(energy + 1u, fb)) - ecomp; /* 6 */
     int32_t q = (l + obias) >> oshift;                                    /* 7 */
     if (q > 127) q = 127;
     if (q < -128) q = -128;
@@ -236,21 +282,25 @@ static inline unsigned bitrev(unsigned r, unsigned bits) {
 }
 
 /* Step 1: v = window * x (Q15, rounded) into vb; returns the OR of all |v|, whose bit
- * length is the bit length of max|v| (step 2). */
-static uint32_t window_pass(const bk_fe_params_t *p, const int16_t *x, int16_t *vb) {
+ * length is the bit length of max|v| (step 2). Also packs the n/2 twiddles (cos, sin)
+ * into words, tw[k] = w_k, one per two samples. */
+static uint32_t window_pass(const bk_fe_params_t *p, const int16_t *x, int16_t *vb,
+                            uint32_t *tw) {
     const unsigned n = p->frame_len;
     const uint16_t *win = p->window;
+    const int16_t *cos_t = p->cos_q15, *sin_t = p->sin_q15;
 #if FE_DSP
     uint32_t acc = 0;
     uint32_t *out = (uint32_t *)(void *)vb;
-    for (unsigned i = 0; i < n; i += 2u) {
-        const uint32_t xx = load32(x + i), ww = load32(win + i); /* window <= 32767 */
+    for (unsigned k = 0; k < n / 2u; k++) {
+        const uint32_t xx = load32(x + 2u * k), ww = load32(win + 2u * k); /* window <= 32767 */
         const int32_t v0 = __smlabb((int32_t)xx, (int32_t)ww, 1 << 14) >> 15;
         const int32_t v1 = __smlatt((int32_t)xx, (int32_t)ww, 1 << 14) >> 15;
         const uint32_t v = cpack(v0, v1);
         const uint32_t neg = (uint32_t)__ssub16(0, (int16x2_t)v); /* GE where v <= 0 */
         acc |= __sel(neg, v);                                     /* |v|, |v| <= 32767 */
-        out[i >> 1] = v;
+        out[k] = v;
+        tw[k] = cpack(cos_t[k], sin_t[k]);
     }
     return (acc | (acc >> 16)) & 0xFFFFu;
 #else
@@ -260,6 +310,7 @@ static uint32_t window_pass(const bk_fe_params_t *p, const int16_t *x, int16_t *
         vb[i] = (int16_t)v;
         acc |= (uint32_t)(v < 0 ? -v : v);
     }
+    for (unsigned k = 0; k < n / 2u; k++) tw[k] = cpack(cos_t[k], sin_t[k]);
     return acc;
 #endif
 }
@@ -294,11 +345,10 @@ static void first_pass(uint32_t *d, const int16_t *vb, unsigned n, unsigned e) {
 }
 
 /* One radix-2 stage of half h. */
-static void pass2(uint32_t *d, unsigned n, unsigned h, const int16_t *cos_t,
-                  const int16_t *sin_t, fe_ovf_t *ovf) {
+static void pass2(uint32_t *d, unsigned n, unsigned h, const uint32_t *tw, fe_ovf_t *ovf) {
     const unsigned stride = n / (2u * h);
     for (unsigned k = 0; k < h; k++) {
-        const uint32_t w = tw(cos_t, sin_t, k * stride);
+        const uint32_t w = tw[k * stride];
         for (unsigned i = k; i < n; i += 2u * h) {
             const uint32_t a = d[i], t = twiddle(d[i + h], w, ovf);
             d[i] = hadd(a, t);
@@ -311,52 +361,61 @@ static void pass2(uint32_t *d, unsigned n, unsigned h, const int16_t *cos_t,
 /* Two stages on the four values at o[0], o[h], o[2h], o[3h] (hb = 4h bytes): stage one
  * pairs (0, 1) and (2, 3) with w1, stage two (0, 2) with w2 and (1, 3) with w3. Each
  * twiddle product is SMLAD/SMLSDX with the rounding constant, SSAT (>> 15, range check
- * into the Q flag), PKHBT; each butterfly output one SHADD16/SHSUB16. `full` 0 stores
- * only o[0] and o[h] (the last pass: bins below n/2). */
+ * into the Q flag), PKHBT; each butterfly output one SHADD16/SHSUB16. */
 #define FE_TW(t, x, w)                                                                    \
     "smlad  %[" t "], %[" x "], %[" w "], %[k]\n\t"                                       \
     "smlsdx %[" x "], %[" w "], %[" x "], %[k]\n\t"                                       \
     "ssat   %[" t "], #16, %[" t "], asr #15\n\t"                                         \
     "ssat   %[" x "], #16, %[" x "], asr #15\n\t"                                         \
     "pkhbt  %[" t "], %[" t "], %[" x "], lsl #16\n\t"
-static inline void group4(uint32_t *o, uint32_t hb, uint32_t w1, uint32_t w2, uint32_t w3,
-                          int full) {
+#define FE_GROUP_HEAD                                                                     \
+    "ldr    %[x1], [%[o], %[hb]]\n\t"                                                     \
+    "add    %[q], %[o], %[hb], lsl #1\n\t"                                                \
+    "ldr    %[x3], [%[q], %[hb]]\n\t"                                                     \
+    FE_TW("t", "x1", "w1")                                                                \
+    "ldr    %[x0], [%[o]]\n\t"                                                            \
+    "shadd16 %[x1], %[x0], %[t]\n\t" /* y0 */                                             \
+    "shsub16 %[x0], %[x0], %[t]\n\t" /* y1 */                                             \
+    FE_TW("t", "x3", "w1")                                                                \
+    "ldr    %[x2], [%[q]]\n\t"                                                            \
+    "shadd16 %[x3], %[x2], %[t]\n\t" /* y2 */                                             \
+    "shsub16 %[x2], %[x2], %[t]\n\t" /* y3 */                                             \
+    FE_TW("t", "x3", "w2")                                                                \
+    "shadd16 %[x3], %[x1], %[t]\n\t" /* z0 */                                             \
+    "str    %[x3], [%[o]]\n\t"
+#define FE_GROUP_OPERANDS                                                                 \
+    : [x0] "=&r"(x0), [x1] "=&r"(x1), [x2] "=&r"(x2), [x3] "=&r"(x3), [t] "=&r"(t),       \
+      [q] "=&r"(q)                                                                        \
+    : [o] "r"(o), [hb] "r"(hb), [w1] "r"(w1), [w2] "r"(w2), [w3] "r"(w3),                 \
+      [k] "r"((1 << 14) - 1)                                                              \
+    : "memory"
+static inline void group4(uint32_t *o, uint32_t hb, uint32_t w1, uint32_t w2, uint32_t w3) {
     uint32_t x0, x1, x2, x3, t, q;
-    __asm volatile(
-        "ldr    %[x1], [%[o], %[hb]]\n\t"
-        "add    %[q], %[o], %[hb], lsl #1\n\t"
-        "ldr    %[x3], [%[q], %[hb]]\n\t"
-        FE_TW("t", "x1", "w1")
-        "ldr    %[x0], [%[o]]\n\t"
-        "shadd16 %[x1], %[x0], %[t]\n\t"  /* y0 */
-        "shsub16 %[x0], %[x0], %[t]\n\t"  /* y1 */
-        FE_TW("t", "x3", "w1")
-        "ldr    %[x2], [%[q]]\n\t"
-        "shadd16 %[x3], %[x2], %[t]\n\t"  /* y2 */
-        "shsub16 %[x2], %[x2], %[t]\n\t"  /* y3 */
-        FE_TW("t", "x3", "w2")
-        "shadd16 %[x3], %[x1], %[t]\n\t"  /* z0 */
-        "str    %[x3], [%[o]]\n\t"
-        "cbz    %[full], 1f\n\t"
-        "shsub16 %[x1], %[x1], %[t]\n\t"  /* z2 */
-        "str    %[x1], [%[q]]\n\t"
-        "1:\n\t"
-        FE_TW("t", "x2", "w3")
-        "shadd16 %[x3], %[x0], %[t]\n\t"  /* z1 */
-        "str    %[x3], [%[o], %[hb]]\n\t"
-        "cbz    %[full], 2f\n\t"
-        "shsub16 %[x0], %[x0], %[t]\n\t"  /* z3 */
-        "str    %[x0], [%[q], %[hb]]\n\t"
-        "2:\n\t"
-        : [x0] "=&r"(x0), [x1] "=&r"(x1), [x2] "=&r"(x2), [x3] "=&r"(x3), [t] "=&r"(t),
-          [q] "=&l"(q)
-        : [o] "r"(o), [hb] "r"(hb), [w1] "r"(w1), [w2] "r"(w2), [w3] "r"(w3),
-          [k] "r"((1 << 14) - 1), [full] "l"(full)
-        : "memory", "cc");
+    __asm volatile(FE_GROUP_HEAD
+                   "shsub16 %[x1], %[x1], %[t]\n\t" /* z2 */
+                   "str    %[x1], [%[q]]\n\t"
+                   FE_TW("t", "x2", "w3")
+                   "shadd16 %[x3], %[x0], %[t]\n\t" /* z1 */
+                   "str    %[x3], [%[o], %[hb]]\n\t"
+                   "shsub16 %[x0], %[x0], %[t]\n\t" /* z3 */
+                   "str    %[x0], [%[q], %[hb]]\n\t"
+                   FE_GROUP_OPERANDS);
 }
+/* The same, storing z0 and z1 only (the last pass: bins below n/2). */
+static inline void group4_low(uint32_t *o, uint32_t hb, uint32_t w1, uint32_t w2,
+                              uint32_t w3) {
+    uint32_t x0, x1, x2, x3, t, q;
+    __asm volatile(FE_GROUP_HEAD
+                   FE_TW("t", "x2", "w3")
+                   "shadd16 %[x3], %[x0], %[t]\n\t" /* z1 */
+                   "str    %[x3], [%[o], %[hb]]\n\t"
+                   FE_GROUP_OPERANDS);
+}
+#define GROUP4(o, hb, w1, w2, w3, ovf) group4(o, hb, w1, w2, w3)
+#define GROUP4_LOW(o, hb, w1, w2, w3, ovf) group4_low(o, hb, w1, w2, w3)
 #else
-static inline void group4(uint32_t *o, uint32_t hb, uint32_t w1, uint32_t w2, uint32_t w3,
-                          int full, fe_ovf_t *ovf) {
+static inline void group4_any(uint32_t *o, uint32_t hb, uint32_t w1, uint32_t w2,
+                              uint32_t w3, int full, fe_ovf_t *ovf) {
     const unsigned h = hb >> 2;
     const uint32_t x0 = o[0], x1 = o[h], x2 = o[2u * h], x3 = o[3u * h];
     uint32_t t = twiddle(x1, w1, ovf);
@@ -370,31 +429,30 @@ static inline void group4(uint32_t *o, uint32_t hb, uint32_t w1, uint32_t w2, ui
     o[h] = hadd(y1, t);
     if (full) o[3u * h] = hsub(y1, t);
 }
+#define GROUP4(o, hb, w1, w2, w3, ovf) group4_any(o, hb, w1, w2, w3, 1, ovf)
+#define GROUP4_LOW(o, hb, w1, w2, w3, ovf) group4_any(o, hb, w1, w2, w3, 0, ovf)
 #endif
 
-/* Stages of half h and 2h in one pass. `last`: only the bins 0..n/2 are stored. */
-static void pass4(uint32_t *d, unsigned n, unsigned h, const int16_t *cos_t,
-                  const int16_t *sin_t, int last, fe_ovf_t *ovf) {
-    const unsigned s2 = n / (4u * h), s1 = 2u * s2, quarter = n >> 2;
+/* Stages of half h and 2h in one pass. */
+static void pass4(uint32_t *d, unsigned n, unsigned h, const uint32_t *tw, fe_ovf_t *ovf) {
+    const unsigned s2 = n / (4u * h), s1 = 2u * s2;
     const uint32_t hb = 4u * h;
+    const uint32_t *tw3 = tw + (n >> 2);
     uint32_t *const end = d + n;
-#if FE_DSP
     (void)ovf;
-#define FE_GROUP(o, full) group4(o, hb, w1, w2, w3, full)
-#else
-#define FE_GROUP(o, full) group4(o, hb, w1, w2, w3, full, ovf)
-#endif
     for (unsigned k = 0; k < h; k++) {
-        const uint32_t w1 = tw(cos_t, sin_t, k * s1);
-        const uint32_t w2 = tw(cos_t, sin_t, k * s2);
-        const uint32_t w3 = tw(cos_t, sin_t, k * s2 + quarter);
-        if (last) {
-            FE_GROUP(d + k, k == 0u); /* one group per k; bin n/2 comes from k = 0 */
-        } else {
-            for (uint32_t *o = d + k; o < end; o += 4u * h) FE_GROUP(o, 1);
-        }
+        const uint32_t w1 = tw[k * s1], w2 = tw[k * s2], w3 = tw3[k * s2];
+        for (uint32_t *o = d + k; o < end; o += 4u * h) GROUP4(o, hb, w1, w2, w3, ovf);
     }
-#undef FE_GROUP
+}
+
+/* The last two stages (h = n/4, one group per k): only the bins 0..n/2 are stored. */
+static void pass4_last(uint32_t *d, unsigned n, const uint32_t *tw, fe_ovf_t *ovf) {
+    const unsigned h = n >> 2;
+    const uint32_t hb = 4u * h;
+    (void)ovf;
+    GROUP4(d, hb, tw[0], tw[0], tw[h], ovf); /* k = 0 also gives bin n/2 */
+    for (unsigned k = 1; k < h; k++) GROUP4_LOW(d + k, hb, tw[2u * k], tw[k], tw[k + h], ovf);
 }
 
 /* Steps 1-3 into d (bins 0..n/2 valid, negated), e through *e_out. Returns nonzero if a
@@ -402,10 +460,10 @@ static void pass4(uint32_t *d, unsigned n, unsigned h, const int16_t *cos_t,
 static int fft_fast(const bk_fe_params_t *p, const int16_t *x, bk_fe_work_t *w,
                     unsigned *e_out) {
     const unsigned n = p->frame_len;
-    const int16_t *cos_t = p->cos_q15, *sin_t = p->sin_q15;
     uint32_t *d = (uint32_t *)w->re;
-    int16_t *vb = (int16_t *)(void *)w->im;
-    const uint32_t peak = window_pass(p, x, vb);
+    int16_t *vb = (int16_t *)(void *)w->im;   /* n int16: im[0 .. n/2) */
+    uint32_t *tw = (uint32_t *)w->im + n / 2u; /* n/2 words: im[n/2 .. n) */
+    const uint32_t peak = window_pass(p, x, vb, tw);
     const unsigned e = peak ? 15u - bit_length32(peak) : 0u;
     *e_out = e;
     first_pass(d, vb, n, e);
@@ -414,11 +472,12 @@ static int fft_fast(const bk_fe_params_t *p, const int16_t *x, bk_fe_work_t *w,
     unsigned h = 4;
     unsigned left = (unsigned)bit_length32(n) - 3u; /* stages after the first two */
     if (left & 1u) {
-        pass2(d, n, h, cos_t, sin_t, &ovf);
+        pass2(d, n, h, tw, &ovf);
         h <<= 1;
         left--;
     }
-    for (; left; left -= 2u, h <<= 2) pass4(d, n, h, cos_t, sin_t, left == 2u, &ovf);
+    for (; left > 2u; left -= 2u, h <<= 2) pass4(d, n, h, tw, &ovf);
+    pass4_last(d, n, tw, &ovf);
     return OVF_TAKE(&ovf);
 }
 

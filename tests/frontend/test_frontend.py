@@ -71,6 +71,35 @@ def test_ilog2_golden(x, expected, cfe):
     assert cfe.lib.bk_ilog2_q(x, 6) == expected
 
 
+def test_ilog2_c_equals_numpy_at_every_fraction_step(cfe):
+    # firmware/frontend.c finds the fraction of F = 6 by a threshold search: each of the
+    # 64 steps of the fraction, on both sides of its edge, at exponents 0..62, and random x
+    frac = np.arange(64)
+    edges = []  # least Q30 mantissa of each fraction step, found from numpy's definition
+    for j in frac[1:]:
+        lo, hi = 1 << 30, (1 << 31) - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            got = int(fe.ilog2_q(np.array([mid], dtype=np.uint64), 6)[0]) & 63
+            lo, hi = (lo, mid) if got >= j else (mid + 1, hi)
+        edges.append(lo)
+    xs = [1, 2, 3, (1 << 62) - 1]
+    for e in edges:
+        for shift in (-30, -29, -17, -1, 0, 1, 13, 31):
+            for d in (-1, 0, 1):
+                m = e + d
+                xs.append(m >> -shift if shift < 0 else m << shift)
+    rng = np.random.default_rng(5)
+    xs += [int(v) for v in rng.integers(1, 1 << 62, 2000, dtype=np.int64)]
+    xs += [int(v) for v in rng.integers(1, 1 << 20, 2000, dtype=np.int64)]
+    want = fe.ilog2_q(np.array(xs, dtype=np.uint64), 6)
+    got = np.array([cfe.lib.bk_ilog2_q(x, 6) for x in xs])
+    assert np.array_equal(got, want)
+    assert set((want & 63).tolist()) == set(frac.tolist())
+    other = [cfe.lib.bk_ilog2_q(x, 4) for x in xs[:300]]  # other F: the squaring loop
+    assert np.array_equal(other, fe.ilog2_q(np.array(xs[:300], dtype=np.uint64), 4))
+
+
 def test_ilog2_matches_float_log2_within_one_lsb():
     x = np.unique(
         np.concatenate([np.arange(1, 5000), (1.37 ** np.arange(1, 130)).astype(np.uint64)])
