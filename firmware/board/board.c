@@ -9,6 +9,23 @@
 #define BOARD_NAME "board"
 #endif
 
+/* ---- NVIC and SysTick (Armv6-M / Armv7-M / Armv8-M system control space) ------------ */
+#define NVIC_ISER(n) REG32(0xE000E100u + 4u * (n))
+#define NVIC_ICER(n) REG32(0xE000E180u + 4u * (n))
+#define NVIC_ICPR(n) REG32(0xE000E280u + 4u * (n))
+#define SYST_CSR REG32(0xE000E010u)
+#define SYST_RVR REG32(0xE000E014u)
+#define SYST_CVR REG32(0xE000E018u)
+#define SCB_ICSR REG32(0xE000ED04u)
+#define ICSR_PENDSTSET (1u << 26)
+
+static inline void irq_disable(void) { __asm volatile("cpsid i" ::: "memory"); }
+static inline void irq_enable(void) { __asm volatile("cpsie i" ::: "memory"); }
+static void nvic_enable(uint32_t irq) {
+    NVIC_ICPR(irq / 32u) = 1u << (irq % 32u);
+    NVIC_ISER(irq / 32u) = 1u << (irq % 32u);
+}
+
 /* ---- UART drivers -------------------------------------------------------------------
  * hw_uart_init, hw_rx_ready (a byte waits), hw_rx_take (read it), hw_rx_overrun (a lost
  * byte was flagged; clears the flag), hw_rx_ack (start of the RX interrupt),
@@ -45,8 +62,9 @@ static inline void hw_tx(uint8_t b) {
 }
 #elif defined(BOARD_UART_STM32)
 /* STM32F4 USART (RM0090 section 30): SR, DR, BRR, CR1. RXNE is cleared by reading DR; an
- * overrun (ORE) by reading SR then DR. The RXNE interrupt is a level: masked (RXNEIE)
- * while the ring is full. */
+ * overrun (ORE) by reading SR then DR. The RXNE interrupt is a level that stays up while
+ * a byte waits: masked in the NVIC while the ring is full (QEMU 7.2's USART does not
+ * lower its line when RXNEIE is cleared, so the NVIC is the mask that works on both). */
 #define USART_SR REG32(BOARD_UART_BASE + 0x00u)
 #define USART_DR REG32(BOARD_UART_BASE + 0x04u)
 #define USART_BRR REG32(BOARD_UART_BASE + 0x08u)
@@ -73,8 +91,8 @@ static inline int hw_rx_overrun(uint32_t state) { return (state & USART_SR_ORE) 
 static inline int hw_rx_ready(uint32_t state) { return (state & USART_SR_RXNE) != 0u; }
 static inline uint8_t hw_rx_take(void) { return (uint8_t)USART_DR; }
 static inline void hw_rx_ack(void) {}
-static inline void hw_rx_pause(void) { USART_CR1 &= ~USART_CR1_RXNEIE; }
-static inline void hw_rx_resume(void) { USART_CR1 |= USART_CR1_RXNEIE; }
+static inline void hw_rx_pause(void) { NVIC_ICER(BOARD_UART_IRQ / 32u) = 1u << (BOARD_UART_IRQ % 32u); }
+static inline void hw_rx_resume(void) { NVIC_ISER(BOARD_UART_IRQ / 32u) = 1u << (BOARD_UART_IRQ % 32u); }
 static inline void hw_tx(uint8_t b) {
     while (!(USART_SR & USART_SR_TXE)) {
     }
@@ -165,22 +183,6 @@ static void clock_init(void) {
 #else
 static inline void clock_init(void) {}
 #endif
-
-/* ---- NVIC and SysTick (Armv6-M / Armv7-M / Armv8-M system control space) ------------ */
-#define NVIC_ISER(n) REG32(0xE000E100u + 4u * (n))
-#define NVIC_ICPR(n) REG32(0xE000E280u + 4u * (n))
-#define SYST_CSR REG32(0xE000E010u)
-#define SYST_RVR REG32(0xE000E014u)
-#define SYST_CVR REG32(0xE000E018u)
-#define SCB_ICSR REG32(0xE000ED04u)
-#define ICSR_PENDSTSET (1u << 26)
-
-static inline void irq_disable(void) { __asm volatile("cpsid i" ::: "memory"); }
-static inline void irq_enable(void) { __asm volatile("cpsie i" ::: "memory"); }
-static void nvic_enable(uint32_t irq) {
-    NVIC_ICPR(irq / 32u) = 1u << (irq % 32u);
-    NVIC_ISER(irq / 32u) = 1u << (irq % 32u);
-}
 
 #define RING_MASK (BOARD_RX_RING - 1u)
 _Static_assert((BOARD_RX_RING & RING_MASK) == 0u, "BOARD_RX_RING must be a power of two");

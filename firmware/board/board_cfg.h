@@ -1,7 +1,8 @@
 /* Per-board configuration (private to firmware/board/): which UART and timer drivers a
  * target uses, where they are, their interrupt numbers and clocks. SConscript.board defines
  * one BOARD_<TARGET> per build. Addresses and interrupt numbers are those of the parts'
- * reference manuals, which QEMU 7.2's machines follow (docs/FIRMWARE.md, "Targets").
+ * reference manuals and application notes, as QEMU 7.2's machines model them (checked by
+ * tests/device/test_cores.py, which streams to every target).
  *
  *   UART driver   BOARD_UART_CMSDK (Arm CMSDK APB UART), BOARD_UART_STM32 (STM32F4 USART),
  *                 BOARD_UART_NRF51 (nRF51 UART)
@@ -55,8 +56,9 @@
 #define BOARD_TICK_HZ 168000000u
 #define BOARD_NUM_IRQS 82u
 #elif defined(BOARD_MICROBIT)
-/* BBC micro:bit v1, nRF51822 (Cortex-M0, 16 MHz): UART0, SysTick on the core clock
- * (QEMU models it; the nRF51 itself has no SysTick, see docs/FIRMWARE.md). */
+/* BBC micro:bit v1, nRF51822 (Cortex-M0, 16 MHz): UART0, SysTick on the core clock.
+ * QEMU models a SysTick on every M-profile core; the nRF51 itself has none (a real
+ * micro:bit would need its TIMER0/RTC0 here), so this target is for QEMU. */
 #define BOARD_UART_NRF51 1
 #define BOARD_TIMER_SYSTICK 1
 #define BOARD_UART_BASE 0x40002000u
