@@ -246,9 +246,13 @@ static uint32_t col_count(const col_ctx_t *c, const uint32_t *col, uint32_t wa, 
     for (uint32_t b = 0; b < np; b++) pl[b] = zero;
     const uint32_t a1 = c->s1[wa], m1 = c->s1[wb] - a1;
     vcount(pl, col, c->off + a1, m1);
+    BK_COUNT(words, m1); /* column words: one element's weights of 32 outputs each */
+    BK_COUNT(elements, 32u * m1);
     if (!c->pm1) return m1;
     const uint32_t a0 = c->s0[wa];
     vcount_complement(pl, col, c->off + a0, c->s0[wb] - a0);
+    BK_COUNT(words, c->s0[wb] - a0);
+    BK_COUNT(elements, 32u * (c->s0[wb] - a0));
     return (32u * wb < c->fan_in ? 32u * wb : c->fan_in) - 32u * wa;
 }
 
@@ -261,6 +265,8 @@ static void col_count_list(const col_ctx_t *c, const uint32_t *col, int set, uin
     for (uint32_t b = 0; b < np; b++) pl[b] = zero;
     const uint16_t *s = set ? c->s1 : c->s0;
     vcount(pl, col, c->off + s[0], s[c->fw] - s[0]);
+    BK_COUNT(words, s[c->fw] - s[0]);
+    BK_COUNT(elements, 32u * (s[c->fw] - s[0]));
 }
 
 /* Z = (X << sx) + (Y << sy), or minus (sub), mod 2^n, bit-sliced (X, Y: nx, ny planes,
@@ -337,18 +343,8 @@ static void col_acc_planes(const col_ctx_t *c, const uint32_t *col, uint32_t *A)
         const uint32_t wb = c->fw - wa < c->tw ? c->fw : wa + c->tw;
         const uint32_t K = col_count(c, col, wa, wb, nq, pl);
         planes_sat_add(A, pl, nq, K, c->bits, W);
+        BK_COUNT(sat_adds, 32u); /* bit-sliced: 32 lanes at once */
     }
-}
-
-static void col_count_ops(const bk_layer_t *L, uint32_t fan_in) {
-    BK_COUNT(elements, (uint64_t)L->c_out * fan_in);
-    if (L->acc_mode == BK_ACC_WRAP) {
-        BK_COUNT(words, (uint64_t)L->c_out * BK_WORDS(fan_in));
-    } else {
-        BK_COUNT(words, (uint64_t)L->c_out * bk_tile_words(fan_in, L->tile));
-        BK_COUNT(sat_adds, (uint64_t)L->c_out * ((fan_in + L->tile - 1u) / L->tile));
-    }
-    (void)L, (void)fan_in;
 }
 
 void bk_bin_col_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32_t *acc,
@@ -357,7 +353,6 @@ void bk_bin_col_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32_t
     const uint32_t fan_in = (uint32_t)L->kernel * cg, nwo = BK_WORDS(og);
     const uint32_t *rows = x + (size_t)t * L->stride * BK_WORDS(L->c_in);
     const unsigned bits = L->acc_bits;
-    col_count_ops(L, fan_in);
     for (uint32_t g = 0; g < L->groups; g++) {
         col_ctx_t c;
         col_context(L, bk_bin_gather(L, rows, g, scratch), scratch, &c);
@@ -511,7 +506,6 @@ void bk_bconv_bin_step_bits(const bk_layer_t *L, const uint32_t *x, uint32_t t, 
     uint32_t *pr = col_prep(L, scratch);
     const uint32_t groups = L->groups;
     const uint32_t *weights = L->weights;
-    col_count_ops(L, fan_in);
     BK_COUNT(thresholds, L->c_out);
     for (uint32_t g = 0; g < groups; g++) {
         col_ctx_t c;

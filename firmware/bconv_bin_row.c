@@ -79,6 +79,7 @@ BK_INLINE void one_range_short(const uint32_t *f, const uint32_t *w, const uint3
         const uint32_t c = fw > 2u ? bk_pop_op(f2, w[2], op) : 0u;
         const uint32_t d = bk_sum_bytes(bk_pop3_bytes(a, b, c, mk)) << 1;
         acc[o] = bk_acc_wrap_lim(pm1 ? base - d : base + d, mask, half);
+        BK_COUNT(words, fw);
     }
 }
 
@@ -96,6 +97,7 @@ static void outputs_one_range(const uint32_t *f, const uint32_t *w, uint32_t fw,
         for (uint32_t o = 0; o < og; o++, w += fw) {
             const uint32_t d = pop_words(f, w, fw, pm1 ? BK_POP_XOR : BK_POP_AND) << 1;
             acc[o] = bk_acc_wrap_lim(pm1 ? base - d : base + d, mask, half);
+            BK_COUNT(words, fw);
         }
 }
 
@@ -112,8 +114,11 @@ BK_INLINE void word_tiles(const uint32_t *f, const uint32_t *w, uint32_t fw, uin
         if (pw) {
             const int32_t d = (int32_t)pop_words(f, w, pw, op) << 1;
             s = pm1 ? (int32_t)prefix_c - d : d - (int32_t)prefix_c;
+            BK_COUNT(words, pw);
         }
         for (uint32_t i = pw, r = 0; i < fw; i += tw, r++) {
+            BK_COUNT(words, fw - i < tw ? fw - i : tw);
+            BK_COUNT(sat_adds, 1);
             uint32_t d;
             if (tw == 1u) { /* one word: SWAR to bytes, then their sum */
                 const uint32_t n = bk_pop_nibbles(bk_pop_op(f[i], w[i], op), mk);
@@ -156,14 +161,8 @@ void bk_bconv_bin_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32
     const int32_t lo_lim = bk_acc_lo(bits), hi_lim = bk_acc_hi(bits);
     const uint32_t safe = safe_elements(L, fan_in);
     const uint32_t *weights = L->weights;
-    BK_COUNT(elements, (uint64_t)L->c_out * fan_in);
-    if (L->acc_mode == BK_ACC_WRAP) {
-        BK_COUNT(words, (uint64_t)L->c_out * fw);
-    } else {
-        BK_COUNT(words, (uint64_t)L->c_out * bk_tile_words(fan_in, tile));
-        BK_COUNT(sat_adds, (uint64_t)L->c_out * ((fan_in + tile - 1u) / tile));
-    }
     for (uint32_t g = 0; g < groups; g++) {
+        BK_COUNT(elements, (uint64_t)og * fan_in); /* every product, by popcount */
         const uint32_t *f = bk_bin_gather(L, rows, g, gathered);
         const uint32_t *w = weights + (size_t)g * og * fw;
         int32_t *a = acc + g * og;
@@ -190,10 +189,13 @@ void bk_bconv_bin_step(const bk_layer_t *L, const uint32_t *x, uint32_t t, int32
             if (safe) {
                 const int32_t d = (int32_t)range_pop(f, w, 0, safe, fan_in, op) << 1;
                 s = pm1 ? (int32_t)prefix_c - d : d - (int32_t)prefix_c;
+                BK_COUNT(words, BK_SPAN_WORDS(0u, safe));
             }
             for (uint32_t r = 0, lo = safe; r < nr; r++, lo += tile) {
                 const uint32_t hi = fan_in - lo < tile ? fan_in : lo + tile;
                 const int32_t d = (int32_t)range_pop(f, w, lo, hi, fan_in, op) << 1;
+                BK_COUNT(words, BK_SPAN_WORDS(lo, hi));
+                BK_COUNT(sat_adds, 1);
                 s = bk_acc_sat_add_lim(s, pm1 ? (int32_t)ones[r] - d : d - (int32_t)ones[r],
                                        lo_lim, hi_lim);
             }

@@ -298,7 +298,6 @@ static int int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_t *
     const uint32_t fan_in = (uint32_t)L->kernel * cg, fw = BK_WORDS(fan_in);
     const uint32_t c_in = L->c_in, groups = L->groups, kernel = L->kernel;
     /* layer fields in locals: stores through acc may alias the uint8_t fields of *L */
-    const int wrap = L->acc_mode == BK_ACC_WRAP;
     const unsigned bits = L->acc_bits;
     const uint32_t tile = L->tile;
     const int32_t lo_lim = bk_acc_lo(bits), hi_lim = bk_acc_hi(bits);
@@ -312,11 +311,9 @@ static int int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_t *
     const int8_t *x0 = x + (size_t)t * L->stride * c_in;
     const entry_t *T = (const entry_t *)scratch;
     int8_t *xg = (int8_t *)(scratch + table_words(plan, fan_in));
-    /* the accelerator's operations (bnn.h), whatever the certificate lets us skip */
-    BK_COUNT(elements, (uint64_t)L->c_out * fan_in);
-    BK_COUNT(words, (uint64_t)L->c_out * (wrap ? fw : bk_tile_words(fan_in, tile)));
-    if (!wrap) BK_COUNT(sat_adds, (uint64_t)L->c_out * ((fan_in + tile - 1u) / tile));
     for (uint32_t g = 0; g < groups; g++) {
+        /* operations executed (bnn.h): every product; the weight words of each run */
+        BK_COUNT(elements, (uint64_t)og * fan_in);
         const int8_t *xf = x0;
         if (groups > 1u) {
             const int8_t *row = x0 + g * cg;
@@ -329,6 +326,7 @@ static int int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_t *
         const uint32_t *w = weights + (size_t)g * og * fw;
         int32_t *a = acc + g * og;
         if (safe == fan_in && plan == PLAN_WIDE) { /* the common case */
+            BK_COUNT(words, (uint64_t)og * fw);
             if (fuse)
                 wide_one_run(T, w, fw, fan_in, og, bits, a, thr + g * og, flip + g * og,
                              y + ((g * og) >> 5));
@@ -337,11 +335,14 @@ static int int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_t *
             continue;
         }
         for (uint32_t o = 0; o < og; o++, w += fw) {
+            if (safe) BK_COUNT(words, BK_SPAN_WORDS(0u, safe));
             if (plan == PLAN_ELEMENT) {
                 int32_t s = sum_elements(xf, w, 0, safe);
                 for (uint32_t lo = safe; lo < fan_in; lo += tile) {
                     const uint32_t hi = fan_in - lo < tile ? fan_in : lo + tile;
                     s = bk_acc_sat_add_lim(s, sum_elements(xf, w, lo, hi), lo_lim, hi_lim);
+                    BK_COUNT(words, BK_SPAN_WORDS(lo, hi));
+                    BK_COUNT(sat_adds, 1);
                 }
                 a[o] = s;
                 continue;
@@ -355,6 +356,8 @@ static int int8_step(const bk_layer_t *L, const int8_t *x, uint32_t t, int32_t *
             for (uint32_t lo = safe; lo < fan_in; lo += tile) {
                 const uint32_t hi = fan_in - lo < tile ? fan_in : lo + tile;
                 s = bk_acc_sat_add_lim(s, run_sum(plan, T, w, lo, hi), lo_lim, hi_lim);
+                BK_COUNT(words, BK_SPAN_WORDS(lo, hi));
+                BK_COUNT(sat_adds, 1);
             }
             a[o] = s;
         }

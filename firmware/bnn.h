@@ -158,14 +158,16 @@ uint32_t bk_model_run_each(const bk_model_t *m, const int8_t *feats, int32_t *sc
                            uint32_t *work, bk_layer_done_fn after_layer, void *ctx);
 
 /* ---- operation counters (host library built with BK_COUNT_OPS=1 only) -------------
- * The operations the accelerator model counts (tools/bench/accelerator_model.py), counted where
- * these kernels perform them, so a test can demand equal numbers
- * (tests/test_accelerator.py). Without BK_COUNT_OPS, BK_COUNT expands to nothing and
- * its arguments are never evaluated: the firmware and the default host library pay
- * nothing. The counters live in bconv_bin_row.c. */
+ * The operations these kernels execute, in the units of the accelerator model
+ * (tools/bench/accelerator_model.py), counted where they are executed: a safe prefix summed
+ * without saturation counts no saturating adds, the column kernel counts the column words
+ * (32 outputs' weights of one element) it adds and 32 products per word.
+ * tests/bench/test_accelerator.py relates them to the model's counts. Without BK_COUNT_OPS,
+ * BK_COUNT expands to nothing and its arguments are never evaluated: the firmware and the
+ * default host library pay nothing. The counters live in bconv_bin_row.c. */
 typedef struct {
     uint64_t elements;   /* fan-in products: XNOR/AND bits, int8 adds/subtracts */
-    uint64_t words;      /* 32-element weight words consumed, per output and range */
+    uint64_t words;      /* weight words read (row: 32 elements of one output; column: 1 of 32) */
     uint64_t sat_adds;   /* saturating additions of a partial into an accumulator */
     uint64_t thresholds; /* threshold comparisons (one per output bit) */
     uint64_t shiftbns;   /* shift-BN outputs (one per score) */
@@ -179,15 +181,5 @@ extern bk_op_counts_t bk_op_counts;
 #endif
 /* 32-bit words spanned by the element range [lo, hi), hi > lo */
 #define BK_SPAN_WORDS(lo, hi) ((((hi) - 1u) >> 5) - ((lo) >> 5) + 1u)
-#if defined(BK_COUNT_OPS) && BK_COUNT_OPS
-/* Weight words an output reads over its tiles of `tile` elements (the accelerator's
- * count, whatever the kernel itself reads). */
-static inline uint32_t bk_tile_words(uint32_t fan_in, uint32_t tile) {
-    uint32_t n = 0;
-    for (uint32_t lo = 0; lo < fan_in; lo += tile)
-        n += BK_SPAN_WORDS(lo, fan_in - lo < tile ? fan_in : lo + tile);
-    return n;
-}
-#endif
 
 #endif

@@ -352,16 +352,59 @@ def count_lib():
     return hostlib.load(count_ops=True)
 
 
-def _expected(layer, lc: acc.LayerCost) -> dict:
+def _span(lo: int, hi: int) -> int:
+    """32-bit words holding elements [lo, hi)."""
+    return (hi - 1) // 32 - lo // 32 + 1
+
+
+def _exact_tiles(layer, tile_ends: list[int]) -> int:
+    """Leading tiles whose running sum can never leave the N-bit range: every product is at
+    most 1 (binary) or 128 (int8) in magnitude, so a prefix of e elements is safe while
+    vmax * e <= 2^(N-1) - 1. A kernel adds those exactly, without saturation."""
+    vmax = 128 if layer.input == "int8" else 1
+    hi = (1 << (layer.acc_bits - 1)) - 1
+    n = 0
+    for end in tile_ends:
+        if vmax * end > hi:
+            break
+        n += 1
+    return n
+
+
+def _check_layer(layer, lc: acc.LayerCost, got: dict, t_out: int) -> None:
+    """What a kernel executed (BK_COUNT_OPS) against what the accelerator model counts."""
+    from bnnkws.generator.codegen.emit_c import weights_by_column
+
     conv = isinstance(layer, im.ConvLayer)
-    return {
-        "elements": lc.elements,
-        "words": lc.words,
-        "sat_adds": lc.sat_adds,
-        "thresholds": lc.outputs if conv and layer.output == "threshold" else 0,
-        "shiftbns": lc.outputs if conv and layer.output == "shiftbn" else 0,
-        "pool_ors": lc.pool_ors,
-    }
+    assert got["thresholds"] == (lc.outputs if conv and layer.output == "threshold" else 0)
+    assert got["shiftbns"] == (lc.outputs if conv and layer.output == "shiftbn" else 0)
+    assert got["pool_ors"] == lc.pool_ors
+    if not conv:
+        assert got["elements"] == got["words"] == got["sat_adds"] == 0
+        return
+    n, tile = layer.fan_in, layer.tile
+    ends = [min(lo + tile, n) for lo in range(0, n, tile)] if layer.acc_mode == "saturate" else [n]
+    exact = _exact_tiles(layer, ends) if layer.acc_mode == "saturate" else len(ends)
+    outputs = lc.outputs
+    if weights_by_column(layer):
+        # bit-sliced over 32 outputs: it adds one column word (one element's weights of
+        # 32 outputs) per listed input element, and saturates 32 lanes at a time
+        blocks = t_out * layer.groups * -(-(layer.c_out // layer.groups) // 32)
+        assert got["elements"] == 32 * got["words"]
+        assert 0 < got["words"] <= 2 * blocks * n  # set (and clear) elements, weight counts
+        assert got["sat_adds"] == 32 * blocks * (len(ends) - exact)
+        return
+    assert got["elements"] == lc.elements  # every product, by popcount or by table
+    if layer.acc_mode == "wrap":
+        assert got["words"] == lc.words and got["sat_adds"] == 0
+        return
+    # saturate: one exact run over the safe prefix, then a saturating add per tile after it
+    safe = ends[exact - 1] if exact else 0
+    after = list(zip([safe] + ends[exact:], ends[exact:], strict=False))  # (lo, hi) per tile
+    per_output = (_span(0, safe) if safe else 0) + sum(_span(lo, hi) for lo, hi in after)
+    assert got["sat_adds"] == outputs * len(after) <= lc.sat_adds
+    assert lc.sat_adds - got["sat_adds"] == outputs * exact  # the model adds every tile
+    assert got["words"] == outputs * per_output
 
 
 CASES = [
@@ -377,7 +420,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("arch", "act", "mode", "tile"), CASES)
-def test_kernel_op_counts_equal_the_model(count_lib, arch, act, mode, tile):
+def test_kernels_count_what_they_execute(count_lib, arch, act, mode, tile):
     model = random_integer_model(
         3,
         acc_bits=8,
@@ -393,16 +436,35 @@ def test_kernel_op_counts_equal_the_model(count_lib, arch, act, mode, tile):
     feats = np.random.default_rng(0).integers(-128, 128, (model.n_frames, 40), dtype=np.int8)
     hostlib.op_counts(count_lib, reset=True)
     x = feats
+    per_layer = []
+    shapes = model.shapes()
     for i, (layer, lc) in enumerate(zip(model.layers, cost.layers, strict=True)):
         x = net.layer_forward(i, x)
-        assert hostlib.op_counts(count_lib, reset=True) == _expected(layer, lc), layer.name
-    # the whole network through bk_model_run counts the totals
+        got = hostlib.op_counts(count_lib, reset=True)
+        _check_layer(layer, lc, got, shapes[i][0])
+        per_layer.append(got)
+    # the whole network through bk_model_run executes the same operations
     net.scores(feats)
-    totals = {
-        k: sum(_expected(la, lc)[k] for la, lc in zip(model.layers, cost.layers, strict=True))
-        for k in hostlib.OP_COUNTS
-    }
+    totals = {k: sum(g[k] for g in per_layer) for k in hostlib.OP_COUNTS}
     assert hostlib.op_counts(count_lib, reset=True) == totals
+
+
+def test_a_saturating_layer_skips_the_saturating_adds_of_its_safe_prefix(count_lib):
+    # fan-in 384, tile 32, N = 8: the first 3 tiles (96 elements) can never reach 127
+    model = random_integer_model(5, acc_bits=8, mode="saturate", tile=32, arch="structured")
+    layer = model.layers[1]
+    assert layer.fan_in == 384 and layer.acc_mode == "saturate"
+    net = hostlib.CNet.from_model(model, count_lib)
+    x = net.layer_forward(0, np.zeros((model.n_frames, 40), dtype=np.int8))
+    hostlib.op_counts(count_lib, reset=True)
+    net.layer_forward(1, x)
+    got = hostlib.op_counts(count_lib, reset=True)
+    t_out = model.shapes()[1][0]
+    # 12 tiles, 3 exact; bit-sliced blocks of 32 outputs (column layout) or one per output
+    from bnnkws.generator.codegen.emit_c import weights_by_column
+
+    per = 32 * 4 if weights_by_column(layer) else 128
+    assert got["sat_adds"] == t_out * per * (12 - 3)
 
 
 def test_the_default_library_has_no_counters():

@@ -45,10 +45,10 @@ quantised to int8 as MLPerf Tiny deploys it: ``pe_rows`` MAC units, one 8 x 8 mu
 iterative ``gamma_bits`` multiplier as standard BN, plus subtract/add), int8 weights and
 per-channel bias, scale and shift.
 
-Counted quantities that the firmware's accelerator-emulating kernels also count under
-``BK_COUNT_OPS`` (firmware/bnn.h: elements, words, saturating adds, thresholds, shift-BN
-outputs, pooling ORs) are equal for the same model when ``lane`` is the kernels' word
-width, 32 (tests/test_accelerator.py).
+The firmware's kernels count what they execute under ``BK_COUNT_OPS`` (firmware/bnn.h);
+tests/bench/test_accelerator.py relates it to this model at ``lane`` 32: the same products
+and weight words where a kernel works through every tile, fewer saturating adds where it
+sums a prefix that cannot saturate exactly, and 32-output column words in the column kernel.
 """
 
 from __future__ import annotations
