@@ -315,32 +315,58 @@ static uint32_t window_pass(const bk_fe_params_t *p, const int16_t *x, int16_t *
 #endif
 }
 
-/* Stages 1 and 2 on the real input u = v << e, in the negated packed form. Frame
- * positions 4g..4g+3 (bit-reversed order) hold u[r], u[r + n/2], u[r + n/4],
- * u[r + 3n/4] with r = bitrev(g); stage 1 pairs them (w_0), stage 2 combines the
- * pairs with w_0 and w_{n/4} = (0, 32767) (checked by the caller). With c = 32767:
- * (b * 32767 + k) >> 15 == b + ((k - b) >> 15) for the rounding constant k. */
-static void first_pass(uint32_t *d, const int16_t *vb, unsigned n, unsigned e) {
-    const unsigned q = n >> 2, bits = (unsigned)bit_length32(q) - 1u;
-    for (unsigned r = 0; r < q; r++) {
-        const int32_t u0 = (int32_t)((uint32_t)(int32_t)vb[r] << e);
-        const int32_t u1 = (int32_t)((uint32_t)(int32_t)vb[r + 2u * q] << e);
-        const int32_t u2 = (int32_t)((uint32_t)(int32_t)vb[r + q] << e);
-        const int32_t u3 = (int32_t)((uint32_t)(int32_t)vb[r + 3u * q] << e);
-        /* stage 1, negated values -u: t = (-u * 32767 + 2^14 - 1) >> 15 */
-        const int32_t t1 = ((u1 + (1 << 14) - 1) >> 15) - u1;
-        const int32_t t3 = ((u3 + (1 << 14) - 1) >> 15) - u3;
-        const int32_t p0 = (t1 - u0) >> 1, p1 = (-u0 - t1) >> 1;
-        const int32_t p2 = (t3 - u2) >> 1, p3 = (-u2 - t3) >> 1;
-        /* stage 2: (p0, p2) with w_0; (p1, p3) with w_{n/4}, whose product of the real
-         * p3 is (0, (-p3 * 32767 + 2^14 - 1) >> 15) */
-        const int32_t t2 = p2 + (((1 << 14) - 1 - p2) >> 15);
-        const int32_t ti = ((p3 + (1 << 14) - 1) >> 15) - p3;
-        uint32_t *o = d + 4u * bitrev(r, bits);
-        o[0] = cpack((p0 + t2) >> 1, 0);
-        o[1] = cpack(p1 >> 1, ti >> 1);
-        o[2] = cpack((p0 - t2) >> 1, 0);
-        o[3] = cpack(p1 >> 1, (-ti) >> 1);
+/* Products of a negated real b with w_0 = (32767, 0) and with w_{n/4} = (0, 32767) (the
+ * latter is purely imaginary): with c = 32767, (b * 32767 + k) >> 15 == b + ((k - b) >> 15)
+ * for the rounding constant k = 2^14 - 1, no multiply. */
+static inline int32_t mul_w0(int32_t b) { return b + (((1 << 14) - 1 - b) >> 15); }
+static inline int32_t mul_wq(int32_t b) { return ((b + (1 << 14) - 1) >> 15) - b; }
+
+/* Stages 1 and 2 of one 4-block of the real input (bit-reversed positions 0..3 hold
+ * u0, u1, u2, u3; u not negated yet): z0, z2 real, z1 and z3 complex with equal real
+ * parts. Stage 1 pairs (0, 1) and (2, 3) with w_0, stage 2 (0, 2) with w_0, (1, 3) with
+ * w_{n/4}. */
+#define FE_BLOCK4(u0, u1, u2, u3, z0, z2, z1r, z1i, z3i)                                \
+    do {                                                                                \
+        const int32_t t1_ = mul_wq(u1), t3_ = mul_wq(u3); /* -u * 32767, rounded */     \
+        const int32_t p0_ = (t1_ - u0) >> 1, p1_ = (-u0 - t1_) >> 1;                    \
+        const int32_t p2_ = (t3_ - u2) >> 1, p3_ = (-u2 - t3_) >> 1;                    \
+        const int32_t t2_ = mul_w0(p2_), ti_ = mul_wq(p3_);                             \
+        z0 = (p0_ + t2_) >> 1;                                                          \
+        z2 = (p0_ - t2_) >> 1;                                                          \
+        z1r = p1_ >> 1;                                                                 \
+        z1i = ti_ >> 1;                                                                 \
+        z3i = (-ti_) >> 1;                                                              \
+    } while (0)
+
+/* Stages 1-3 on the real input u = v << e, in the negated packed form. Bit-reversed
+ * positions 8g + j hold u[r + rev3(j) * n/8], r = bitrev(g). Stage 3 pairs (j, j + 4)
+ * with w_{j n/8}: w_0 and w_{n/4} on real values (no multiply), w_{n/8} and w_{3n/8} on
+ * complex ones (the general product). */
+static inline void first_pass(uint32_t *d, const int16_t *vb, unsigned n, unsigned e,
+                              const uint32_t *tw, fe_ovf_t *ovf) {
+    const unsigned m = n >> 3, bits = (unsigned)bit_length32(m) - 1u;
+    const uint32_t w1 = tw[m], w3 = tw[3u * m];
+    (void)ovf;
+    for (unsigned r = 0; r < m; r++) {
+        const int16_t *v = vb + r;
+#define U(j) ((int32_t)((uint32_t)(int32_t)v[(j) * m] << e))
+        int32_t z0, z2, z1r, z1i, z3i, z4, z6, z5r, z5i, z7i;
+        FE_BLOCK4(U(0), U(4), U(2), U(6), z0, z2, z1r, z1i, z3i);
+        FE_BLOCK4(U(1), U(5), U(3), U(7), z4, z6, z5r, z5i, z7i);
+#undef U
+        uint32_t *o = d + 8u * bitrev(r, bits);
+        const int32_t t4 = mul_w0(z4), t6 = mul_wq(z6);
+        o[0] = cpack((z0 + t4) >> 1, 0);
+        o[4] = cpack((z0 - t4) >> 1, 0);
+        o[2] = cpack(z2 >> 1, t6 >> 1);
+        o[6] = cpack(z2 >> 1, (-t6) >> 1);
+        const uint32_t z1 = cpack(z1r, z1i), z3 = cpack(z1r, z3i);
+        uint32_t t = twiddle(cpack(z5r, z5i), w1, ovf);
+        o[1] = hadd(z1, t);
+        o[5] = hsub(z1, t);
+        t = twiddle(cpack(z5r, z7i), w3, ovf);
+        o[3] = hadd(z3, t);
+        o[7] = hsub(z3, t);
     }
 }
 
@@ -466,18 +492,21 @@ static int fft_fast(const bk_fe_params_t *p, const int16_t *x, bk_fe_work_t *w,
     const uint32_t peak = window_pass(p, x, vb, tw);
     const unsigned e = peak ? 15u - bit_length32(peak) : 0u;
     *e_out = e;
-    first_pass(d, vb, n, e);
     fe_ovf_t ovf;
     OVF_START(&ovf);
-    unsigned h = 4;
-    unsigned left = (unsigned)bit_length32(n) - 3u; /* stages after the first two */
+    if (n == 512u)
+        first_pass(d, vb, 512u, e, tw, &ovf); /* the shipped size, constant offsets */
+    else
+        first_pass(d, vb, n, e, tw, &ovf);
+    unsigned h = 8;
+    unsigned left = (unsigned)bit_length32(n) - 4u; /* stages after the first three */
     if (left & 1u) {
         pass2(d, n, h, tw, &ovf);
         h <<= 1;
         left--;
     }
     for (; left > 2u; left -= 2u, h <<= 2) pass4(d, n, h, tw, &ovf);
-    pass4_last(d, n, tw, &ovf);
+    if (left == 2u) pass4_last(d, n, tw, &ovf);
     return OVF_TAKE(&ovf);
 }
 
@@ -494,15 +523,31 @@ static void frame_fast(const bk_fe_params_t *p, const int16_t *x, int8_t *out,
         return;
     }
     const uint32_t *d = (const uint32_t *)w->re;
-    const int32_t ecomp = (int32_t)((2u * e) << p->log_frac_bits);
+    const unsigned fb = p->log_frac_bits, oshift = p->out_shift, nm = p->n_mels;
+    const int32_t ecomp = (int32_t)((2u * e) << fb);
+    const int32_t obias = (1 << (oshift - 1u)) - p->out_offset - ecomp;
     const uint16_t *restrict wt = p->mel_weights;
-    for (unsigned m = 0; m < p->n_mels; m++) {
+    const uint16_t *mel_start = p->mel_start, *mel_len = p->mel_len;
+    for (unsigned m = 0; m < nm; m++) {
         uint64_t energy = 0;
-        const unsigned len = p->mel_len[m];
-        const uint32_t *z = d + p->mel_start[m];
-        for (unsigned j = 0; j < len; j++) energy += (uint64_t)cpower(z[j]) * wt[j]; /* 4, 5 */
-        wt += len;
-        quantise_band(p, energy, ecomp, &out[m]);
+        const unsigned len = mel_len[m];
+        const uint32_t *z = d + mel_start[m];
+        const uint16_t *const wend = wt + len;
+        /* 4, 5: four bins a step, the rest first */
+        for (unsigned j = len & 3u; j; j--) energy += (uint64_t)cpower(*z++) * *wt++;
+        while (wt != wend) {
+            energy += (uint64_t)cpower(z[0]) * wt[0];
+            energy += (uint64_t)cpower(z[1]) * wt[1];
+            energy += (uint64_t)cpower(z[2]) * wt[2];
+            energy += (uint64_t)cpower(z[3]) * wt[3];
+            z += 4;
+            wt += 4;
+        }
+        const int32_t l = fb == 6u ? ilog2_q6(energy + 1u) : bk_ilog2_q(energy + 1u, fb); /* 6 */
+        int32_t q = (l + obias) >> oshift;                                                  /* 7 */
+        if (q > 127) q = 127;
+        if (q < -128) q = -128;
+        out[m] = (int8_t)q;
     }
 }
 
