@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bnnkws.generator.base.errors import BnnkwsError
+from bnnkws.generator.frontend import FrontendConfig
 
 MAX_CLASSES = 16
 MAX_SMOOTH = 8
@@ -31,19 +32,24 @@ DEFAULT_THRESHOLD = 0.6  # smoothed keyword posterior
 DEFAULT_SMOOTH = 3  # windows averaged
 DEFAULT_TEMP_SHIFT = 0  # 2^t score units are a factor 2 in odds
 DEFAULT_REFRACTORY_MS = 1000.0  # quiet time after a detection
-DEFAULT_REFRACTORY = 50  # frames of 20 ms (the default front-end's hop)
 
 # DETC payload: n_classes, smooth, temp_shift, reserved (0), refractory, then thr[n_classes]
 DETC_HEAD = struct.Struct("<BBBBH")
 
 
-class ConfigError(BnnkwsError):
-    """A detector setting is out of range."""
-
-
 def refractory_frames(ms: float, hop: int, sample_rate: int) -> int:
     """Milliseconds -> whole hops (frames), rounded."""
     return max(0, round(ms * sample_rate / (1000.0 * hop)))
+
+
+# in hops of the default front-end (50 of 20 ms)
+DEFAULT_REFRACTORY = refractory_frames(
+    DEFAULT_REFRACTORY_MS, FrontendConfig.hop, FrontendConfig.sample_rate
+)
+
+
+class ConfigError(BnnkwsError):
+    """A detector setting is out of range."""
 
 
 def threshold_q15(p: float) -> int:

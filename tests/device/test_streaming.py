@@ -229,6 +229,12 @@ def test_calibrated_configuration_travels_to_blob_c_host_and_micropython(beeper,
     assert DetectorConfig.of_model(back) == cfg
     assert RefModel(data).detector == cfg.to_dict()
     assert RefModel(plain).detector is None
+    # the real micropython reads the calibrated blob and computes the same scores
+    from bnnkws.tools.host import micropython_runner
+
+    x = np.random.default_rng(0).integers(-128, 128, (1, 49, 40), dtype=np.int8)
+    got = micropython_runner.run_model(back, data, x)
+    assert np.array_equal(np.stack([g[-1][0] for g in got]), back.forward(x))
     assert CNet.from_model_dir(emit_c(back, tmp_path / "cal")).detector_config() == cfg
     fe = model.frontend
     default = DetectorConfig.default_for(model.labels, fe.hop, fe.sample_rate)
