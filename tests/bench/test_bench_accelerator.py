@@ -354,3 +354,42 @@ def test_sensitivity_recosts_every_model():
     for v in equal.vs.values():  # as many MAC units as fit: no more area than ours
         assert v.other.cost.hw.compute_ge <= ours.cost.hw.compute_ge
         assert v.other.cost.config.pe_rows >= 1
+
+
+def _tiny_speech(root, per_word: int = 6) -> None:
+    """Tones in the Speech Commands layout: two keywords and an other word, noise."""
+    import numpy as np
+
+    from bnnkws.generator.data.audio_io import write_wav
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    val, test = [], []
+    for word, f in {"yes": 500.0, "no": 1500.0, "cat": 3000.0}.items():
+        for j in range(per_word):
+            clip = 8000 * np.exp(-((t - 0.5) ** 2) / 0.02) * np.sin(2 * np.pi * f * t)
+            clip += 200 * rng.standard_normal(16000)
+            name = f"{word}/spk{j}_nohash_0.wav"
+            write_wav(root / name, np.clip(clip, -32768, 32767).astype(np.int16))
+            (val if j % 3 == 1 else test if j % 3 == 2 else []).append(name)
+    noise = (300 * rng.standard_normal(48000)).astype(np.int16)
+    write_wav(root / "_background_noise_" / "noise.wav", noise)
+    (root / "validation_list.txt").write_text("\n".join(val) + "\n")
+    (root / "testing_list.txt").write_text("\n".join(test) + "\n")
+
+
+def test_quick_run_trains_the_missing_jobs_and_reports_them(tmp_path):
+    data, results = tmp_path / "sc", tmp_path / "res"
+    _tiny_speech(data)
+    argv = ["bench", "accelerator", "--quick", "--data", str(data), "--keywords", "yes", "no"]
+    argv += ["--results", str(results), "--cache", str(tmp_path / "cache"), "--epochs", "1"]
+    args = _parse(argv + ["--no-mcu"])
+    assert args.func(args) == 0
+    saved = {p.stem for p in results.glob("*.json")}
+    assert {f"{k}-s0" for k in ablation.ZOO} <= saved and "structured-sbn-collab-8w-s0" in saved
+    zoo = json.loads((results / "bcresnet1-s0.json").read_text())
+    assert set(zoo["test"]) == {"32w", "int8"} and zoo["settings"]["epochs"] == 1
+    page = (results / "ACCELERATOR.md").read_text()
+    assert "(quick smoke run)" in page and "accuracies come from smoke trainings" in page
+    row = next(x for x in page.splitlines() if x.startswith("| BC-ResNet-1 | 96.6 |"))
+    assert row.count("–") == 0  # float and int8 accuracy measured
