@@ -192,3 +192,26 @@ def test_bad_settings_are_refused_with_the_field_named(clib):
 def test_for_labels_disables_silence_and_unknown():
     cfg = DetectorConfig.for_labels(["_silence_", "_unknown_", "yes", "no"], threshold=0.5)
     assert cfg.thr == (NEVER, NEVER, 16384, 16384)
+
+
+def test_the_blob_section_round_trips_and_refuses_bad_payloads():
+    from bnnkws.generator.export.detector_config import (
+        DEFAULT_REFRACTORY,
+        DEFAULT_REFRACTORY_MS,
+        refractory_frames,
+    )
+
+    cfg = DetectorConfig((NEVER, NEVER, 20000, 31000), smooth=6, temp_shift=3, refractory=77)
+    data = cfg.to_payload()
+    assert len(data) == 6 + 2 * 4 and DetectorConfig.from_payload(data) == cfg
+    assert DetectorConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match="4 thresholds need 14"):
+        DetectorConfig.from_payload(data[:-2])
+    with pytest.raises(ConfigError, match="reserved byte 1"):
+        DetectorConfig.from_payload(data[:3] + b"\x01" + data[4:])
+    with pytest.raises(ConfigError, match="smooth 9"):
+        DetectorConfig.from_payload(data[:1] + b"\x09" + data[2:])
+    # the defaults: keywords at 0.6, 3 windows, 1 s in the model's hops
+    assert DEFAULT_REFRACTORY == refractory_frames(DEFAULT_REFRACTORY_MS, 320, 16000) == 50
+    d = DetectorConfig.default_for(["_silence_", "yes"], hop=160, sample_rate=16000)
+    assert d == DetectorConfig((NEVER, 19661), smooth=3, temp_shift=0, refractory=100)

@@ -332,19 +332,23 @@ def test_bench_command_calibrates_writes_the_report_and_the_plot(
 
 
 @pytest.mark.qemu
-def test_the_emulated_board_gives_the_host_detections(beeper, beep_data):
+def test_the_emulated_board_starts_with_the_calibrated_configuration_and_agrees(beeper, beep_data):
     if not shutil.which("qemu-system-arm") or not shutil.which("arm-none-eabi-gcc"):
         pytest.fail(
             "qemu-system-arm / arm-none-eabi-gcc not installed: run tools/bootstrap.sh setup"
         )
-    model, cfg = beeper
+    plain, cfg = beeper
+    # calibrated: the firmware starts with this configuration (bk_model_detector), no CONFIG
+    model = blobmod.from_bytes(blobmod.to_bytes(plain))
+    model.meta["detector"] = cfg.to_dict()
     st = make_stream(beep_data, "validation", ["beep"], seed=2)  # 3 clips, about 9 s
     hp = S.HostPipeline(model)
+    assert hp.default_config == cfg != DetectorConfig.of_model(plain)
     tr = hp.run(st.audio)
     host = S.detect(cfg, tr)
     assert host
     n = 6 * SR  # the first 6 s: the board's windows and detections are the host's up to there
     assert any(tr.end_s(d.frame) <= 6.0 for d in host)
-    dev = S.emulated_run(model, st.audio[:n], cfg)
+    dev = S.emulated_run(model, st.audio[:n], cfg, configure=False)
     assert S.compare_device(dev, tr, host, n)
     assert not S.compare_device(dev, tr, host)  # the whole stream has more windows

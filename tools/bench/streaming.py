@@ -385,8 +385,10 @@ def emulated_run(
     config: DetectorConfig,
     stride: int = DEFAULT_STRIDE,
     target: str = "mps2-an386",
+    configure: bool = True,
 ) -> DeviceRun:
-    """Stream `audio` to the firmware of `model` on QEMU with this detector configuration;
+    """Stream `audio` to the firmware of `model` on QEMU with this detector configuration
+    (configure=False: the firmware's own default, which `config` must then describe);
     what the board reported."""
     from bnnkws.generator.codegen.emit_c import emit_c
     from bnnkws.tools.device import protocol as P
@@ -398,7 +400,8 @@ def emulated_run(
     fw = build_firmware(emit_c(model), target)
     t0 = time.monotonic()
     with Emulator(fw.elf, machine=target) as emu, open_link(emu.port) as link:
-        link.configure(P.Config(stride, config))
+        if configure:
+            link.configure(P.Config(stride, config))
         labels = list(link.info.labels)
         report = run_stream(link, np.asarray(audio, dtype=np.int16), "stream", config)
         link.shutdown()
