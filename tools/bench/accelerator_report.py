@@ -114,6 +114,24 @@ def verdicts(r: Report, ours: Entry) -> list[str]:
         + ("holds" if count("speed") == n else "misses")
         + f"; smallest speed-up {_sp(worst_speed.speed)} against {worst_speed.other.short}).",
     ]
+    why = []
+    for v in vs:
+        if not v.meets["bitops"] or not v.meets["area"]:
+            why.append(
+                f"{v.other.short} does {(v.other.macs or 0) / 1e6:.2f} M int8 MACs "
+                f"({_m(v.other.cost.bitops)} M bit-ops) against ours' {_m(ours.cost.bitops)} M "
+                "bit-ops of binary work (mostly the int8 first layer and the popcount trees), "
+                f"and its array is {_k(v.other.cost.hw.compute_ge)} kGE against ours' "
+                f"{_k(ours.cost.hw.compute_ge)} kGE"
+            )
+        if not v.meets["speed"]:
+            why.append(
+                f"{v.other.short} takes {v.other.cost.cycles:,} cycles at "
+                f"{v.other.cost.hw.fmax_mhz:.0f} MHz against ours' {ours.cost.cycles:,} at "
+                f"{ours.cost.hw.fmax_mhz:.0f} MHz"
+            )
+    if why:
+        L.append("- Why the misses on computation or speed: " + "; ".join(why) + ".")
     if measured:
         ok = sum(1 for v in measured if v.meets["accuracy"])
         sig = [v for v in measured if v.acc_diff < -MAX_LOSS and (v.p_value or 0) < 0.05]
@@ -124,7 +142,8 @@ def verdicts(r: Report, ours: Entry) -> list[str]:
             + "); losses larger than 1 point that are also significant at 5% (two-proportion "
             f"test on {r.n_test or '?'} test clips): "
             + (", ".join(f"{v.other.short} ({100 * v.acc_diff:+.1f})" for v in sig) or "none")
-            + "."
+            + ". Every method was trained with the same short budget as ours (the epochs above), "
+            "so the gaps are those of this budget on this data, not the papers' converged figures."
         )
     else:
         L.append("- **Without significant accuracy loss:** not measured (no results).")
