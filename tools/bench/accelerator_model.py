@@ -1,6 +1,10 @@
 """An analytic model of a BNN accelerator running an integer model, and of an int8 MAC
 accelerator running a float baseline quantised to int8: cycles, on-chip computation
-(bit-operations), parameter memory and memory accesses, per layer and in total.
+(bit-operations), parameter memory and memory accesses, per layer and in total; and (v2)
+the hardware that runs them: compute-logic area in gate equivalents per PE and per array,
+pipeline-stage delays with ripple or prefix adders, hence the clock (fmax) and latency =
+cycles / fmax, and an energy proxy (:func:`bnn_hardware`, :func:`mac_hardware`,
+:class:`CellLibrary` for the cell assumptions and their sources).
 
 The BNN machine (parameters in :class:`AcceleratorConfig`, defaults in docs/ACCELERATOR.md):
 
