@@ -170,11 +170,13 @@ static inline void hw_tx(uint8_t b) {
 #define RCC_CR_PLLRDY (1u << 25)
 static void clock_init(void) {
     FLASH_ACR = (1u << 8) | (1u << 9) | (1u << 10) | 5u; /* PRFTEN, ICEN, DCEN, 5 WS */
-    RCC_PLLCFGR = 16u | (336u << 6) | (0u << 16) | (7u << 24); /* source HSI, P = 2 */
+    /* M = 16, N = 336, P = 2 (0), source HSI (bit 22 clear), Q = 7; reserved bits kept */
+    RCC_PLLCFGR = (RCC_PLLCFGR & 0xF0BC8000u) | 16u | (336u << 6) | (7u << 24);
     RCC_CR |= RCC_CR_PLLON;
     for (uint32_t i = 0; i < 100000u && !(RCC_CR & RCC_CR_PLLRDY); i++) {
     }
-    RCC_CFGR = (5u << 10) | (4u << 13) | 2u; /* PPRE1 /4, PPRE2 /2, SW = PLL */
+    RCC_CFGR = (5u << 10) | (4u << 13);      /* APB1 /4, APB2 /2 before the switch */
+    RCC_CFGR = (5u << 10) | (4u << 13) | 2u; /* SW = PLL */
     for (uint32_t i = 0; i < 100000u && ((RCC_CFGR >> 2) & 3u) != 2u; i++) {
     }
     RCC_AHB1ENR |= 1u;       /* GPIOA */
