@@ -11,16 +11,23 @@
  *       SHADD16/SHSUB16; the twiddle product of -b rounds with 2^14 - 1 instead of 2^14
  *       (-floor((P + 2^14) / 2^15) == floor((-P + 2^14 - 1) / 2^15)). The power
  *       re^2 + im^2 does not see the sign.
- *     * stages 1 and 2 use that the input is real and that their twiddles are
- *       w_0 = (32767, 0) and w_{N/4} = (0, 32767): no multiplier, one pass.
+ *     * stages 1-3 go in one pass over the real input: their twiddles are w_0 = (32767, 0)
+ *       and w_{N/4} = (0, 32767) (no multiplier) except stage 3's w_{N/8} and w_{3N/8}.
  *     * stages 3.. go two at a time (radix-2^2 passes, four values loaded and stored once
  *       for four butterflies, each butterfly rounding exactly as the spec's).
  *     * the last stage computes only the bins 0..N/2 the mel bands read.
- *   Every stage output is a floor halving of two int16 values, so it fits int16; the only
- *   values that could leave int16 are twiddle products t, and only with twiddle tables
- *   that are not the rounded unit circle. Each t is range-checked (SSAT sets the sticky Q
- *   flag on the M4; a compare elsewhere) and a frame that overflowed is recomputed by
- *   frame_reference, so the result is the specification's for any tables.
+ *   Every stage output is a floor halving of two int16 values, so it fits int16. The
+ *   twiddle products t = w * b fit int16 too, for the twiddle tables of make_params
+ *   (generator/frontend.py: round(32767 cos), round(32767 sin)), any window, any input:
+ *     - b real (a sub-block's DC or Nyquist bin) meets only w_0 = (32767, 0) or
+ *       w_{N/4} = (0, 32767): |t| <= |b| <= 32768 * 32767 / 32768.
+ *     - any other b is a non-DC, non-Nyquist bin of a sub-block of M real values
+ *       |u| <= 32767: the exact value (1/M) sum u_j W^jk is at most
+ *       32767 * max_phi (1/M) sum |cos(2 pi j k / M - phi)| <= 32767 / sqrt(2) (M' = 4
+ *       is the worst case), and the fixed-point value differs from it by less than
+ *       1.92 per stage (rounding 0.71, twiddle error 5.2e-5 * 2^15 = 1.71, halved) so
+ *       |b| < 23170 + 18 and |t| < 23200.
+ *   Tables with another hash (twiddle_hash below) take frame_reference instead.
  */
 #include "frontend.h"
 
@@ -211,26 +218,14 @@ static inline uint32_t load32(const void *p) {
 }
 
 #if FE_DSP
-/* Overflow flag: the sticky Q bit, set by SSAT when a twiddle product leaves int16 and
- * by SMLAD/SMLSDX when their 32-bit sum overflows. */
-typedef int fe_ovf_t;
-static inline void ovf_start(void) {
-    __asm volatile("msr APSR_nzcvq, %0" : : "r"(0) : "cc", "memory");
-}
-static inline int ovf_take(void) {
-    uint32_t apsr;
-    __asm volatile("mrs %0, APSR" : "=r"(apsr) : : "memory");
-    return (int)((apsr >> 27) & 1u);
-}
-#define OVF_START(o) ((void)(o), ovf_start())
-#define OVF_TAKE(o) ((void)(o), ovf_take())
-
-/* t = w * b for the negated b (twiddle w = cos + i sin packed, rounding 2^14 - 1). */
-static inline uint32_t twiddle(uint32_t nb, uint32_t w, fe_ovf_t *ovf) {
-    (void)ovf;
-    const int32_t r = __ssat(__smlad((int16x2_t)nb, (int16x2_t)w, (1 << 14) - 1) >> 15, 16);
-    const int32_t i = __ssat(__smlsdx((int16x2_t)w, (int16x2_t)nb, (1 << 14) - 1) >> 15, 16);
-    return cpack(r, i);
+/* t = w * b for the negated b (twiddle w = cos + i sin packed, rounding 2^14 - 1):
+ * SMLAD, SMLSDX, and the two >> 15 merged into one word by ASR + PKHBT. */
+static inline uint32_t twiddle(uint32_t nb, uint32_t w) {
+    const int32_t r = __smlad((int16x2_t)nb, (int16x2_t)w, (1 << 14) - 1) >> 15;
+    const int32_t i = __smlsdx((int16x2_t)w, (int16x2_t)nb, (1 << 14) - 1);
+    uint32_t z;
+    __asm("pkhbt %0, %1, %2, lsl #1" : "=r"(z) : "r"(r), "r"(i)); /* high half: i >> 15 */
+    return z;
 }
 static inline uint32_t hadd(uint32_t a, uint32_t b) {
     return (uint32_t)__shadd16((int16x2_t)a, (int16x2_t)b);
@@ -241,15 +236,10 @@ static inline uint32_t hsub(uint32_t a, uint32_t b) {
 /* re^2 + im^2 < 2^31 + 1: exact as uint32 (SMUAD's Q flag is not read afterwards). */
 static inline uint32_t cpower(uint32_t z) { return (uint32_t)__smuad((int16x2_t)z, (int16x2_t)z); }
 #else
-typedef uint32_t fe_ovf_t;
-#define OVF_START(o) (*(o) = 0u)
-#define OVF_TAKE(o) (*(o) != 0u)
-
-static inline uint32_t twiddle(uint32_t nb, uint32_t w, fe_ovf_t *ovf) {
+static inline uint32_t twiddle(uint32_t nb, uint32_t w) {
     const int32_t br = cre(nb), bi = cim(nb), c = cre(w), s = cim(w);
-    const int32_t r = (int32_t)(((int64_t)br * c + (int64_t)bi * s + ((1 << 14) - 1)) >> 15);
-    const int32_t i = (int32_t)(((int64_t)bi * c - (int64_t)br * s + ((1 << 14) - 1)) >> 15);
-    *ovf |= ((uint32_t)(r + 32768) | (uint32_t)(i + 32768)) >> 16;
+    const int32_t r = (br * c + bi * s + ((1 << 14) - 1)) >> 15;
+    const int32_t i = (bi * c - br * s + ((1 << 14) - 1)) >> 15;
     return cpack(r, i);
 }
 static inline uint32_t hadd(uint32_t a, uint32_t b) {
@@ -281,16 +271,20 @@ static inline unsigned bitrev(unsigned r, unsigned bits) {
 #endif
 }
 
+/* twiddle_hash: h = rotl(h, 5) + w_k over k = 0 .. n/2 - 1 from h = 0, w_k packed
+ * (cos, sin); one ADD with a rotated operand per twiddle. */
+static inline uint32_t tw_hash_step(uint32_t h, uint32_t wk) { return ((h << 5) | (h >> 27)) + wk; }
+
 /* Step 1: v = window * x (Q15, rounded) into vb; returns the OR of all |v|, whose bit
  * length is the bit length of max|v| (step 2). Also packs the n/2 twiddles (cos, sin)
- * into words, tw[k] = w_k, one per two samples. */
+ * into words, tw[k] = w_k, one per two samples, and hashes them into *hash. */
 static uint32_t window_pass(const bk_fe_params_t *p, const int16_t *x, int16_t *vb,
-                            uint32_t *tw) {
+                            uint32_t *tw, uint32_t *hash) {
     const unsigned n = p->frame_len;
     const uint16_t *win = p->window;
     const int16_t *cos_t = p->cos_q15, *sin_t = p->sin_q15;
 #if FE_DSP
-    uint32_t acc = 0;
+    uint32_t acc = 0, h = 0;
     uint32_t *out = (uint32_t *)(void *)vb;
     for (unsigned k = 0; k < n / 2u; k++) {
         const uint32_t xx = load32(x + 2u * k), ww = load32(win + 2u * k); /* window <= 32767 */
@@ -300,8 +294,11 @@ static uint32_t window_pass(const bk_fe_params_t *p, const int16_t *x, int16_t *
         const uint32_t neg = (uint32_t)__ssub16(0, (int16x2_t)v); /* GE where v <= 0 */
         acc |= __sel(neg, v);                                     /* |v|, |v| <= 32767 */
         out[k] = v;
-        tw[k] = cpack(cos_t[k], sin_t[k]);
+        const uint32_t wk = cpack(cos_t[k], sin_t[k]);
+        tw[k] = wk;
+        h = tw_hash_step(h, wk);
     }
+    *hash = h;
     return (acc | (acc >> 16)) & 0xFFFFu;
 #else
     uint32_t acc = 0;
@@ -310,7 +307,12 @@ static uint32_t window_pass(const bk_fe_params_t *p, const int16_t *x, int16_t *
         vb[i] = (int16_t)v;
         acc |= (uint32_t)(v < 0 ? -v : v);
     }
-    for (unsigned k = 0; k < n / 2u; k++) tw[k] = cpack(cos_t[k], sin_t[k]);
+    uint32_t h = 0;
+    for (unsigned k = 0; k < n / 2u; k++) {
+        tw[k] = cpack(cos_t[k], sin_t[k]);
+        h = tw_hash_step(h, tw[k]);
+    }
+    *hash = h;
     return acc;
 #endif
 }
@@ -343,10 +345,9 @@ static inline int32_t mul_wq(int32_t b) { return ((b + (1 << 14) - 1) >> 15) - b
  * with w_{j n/8}: w_0 and w_{n/4} on real values (no multiply), w_{n/8} and w_{3n/8} on
  * complex ones (the general product). */
 static inline void first_pass(uint32_t *d, const int16_t *vb, unsigned n, unsigned e,
-                              const uint32_t *tw, fe_ovf_t *ovf) {
+                              const uint32_t *tw) {
     const unsigned m = n >> 3, bits = (unsigned)bit_length32(m) - 1u;
     const uint32_t w1 = tw[m], w3 = tw[3u * m];
-    (void)ovf;
     for (unsigned r = 0; r < m; r++) {
         const int16_t *v = vb + r;
 #define U(j) ((int32_t)((uint32_t)(int32_t)v[(j) * m] << e))
@@ -361,22 +362,22 @@ static inline void first_pass(uint32_t *d, const int16_t *vb, unsigned n, unsign
         o[2] = cpack(z2 >> 1, t6 >> 1);
         o[6] = cpack(z2 >> 1, (-t6) >> 1);
         const uint32_t z1 = cpack(z1r, z1i), z3 = cpack(z1r, z3i);
-        uint32_t t = twiddle(cpack(z5r, z5i), w1, ovf);
+        uint32_t t = twiddle(cpack(z5r, z5i), w1);
         o[1] = hadd(z1, t);
         o[5] = hsub(z1, t);
-        t = twiddle(cpack(z5r, z7i), w3, ovf);
+        t = twiddle(cpack(z5r, z7i), w3);
         o[3] = hadd(z3, t);
         o[7] = hsub(z3, t);
     }
 }
 
 /* One radix-2 stage of half h. */
-static void pass2(uint32_t *d, unsigned n, unsigned h, const uint32_t *tw, fe_ovf_t *ovf) {
+static void pass2(uint32_t *d, unsigned n, unsigned h, const uint32_t *tw) {
     const unsigned stride = n / (2u * h);
     for (unsigned k = 0; k < h; k++) {
         const uint32_t w = tw[k * stride];
         for (unsigned i = k; i < n; i += 2u * h) {
-            const uint32_t a = d[i], t = twiddle(d[i + h], w, ovf);
+            const uint32_t a = d[i], t = twiddle(d[i + h], w);
             d[i] = hadd(a, t);
             d[i + h] = hsub(a, t);
         }
@@ -391,9 +392,8 @@ static void pass2(uint32_t *d, unsigned n, unsigned h, const uint32_t *tw, fe_ov
 #define FE_TW(t, x, w)                                                                    \
     "smlad  %[" t "], %[" x "], %[" w "], %[k]\n\t"                                       \
     "smlsdx %[" x "], %[" w "], %[" x "], %[k]\n\t"                                       \
-    "ssat   %[" t "], #16, %[" t "], asr #15\n\t"                                         \
-    "ssat   %[" x "], #16, %[" x "], asr #15\n\t"                                         \
-    "pkhbt  %[" t "], %[" t "], %[" x "], lsl #16\n\t"
+    "asr    %[" t "], %[" t "], #15\n\t"                                                 \
+    "pkhbt  %[" t "], %[" t "], %[" x "], lsl #1\n\t"
 #define FE_GROUP_HEAD                                                                     \
     "ldr    %[x1], [%[o], %[hb]]\n\t"                                                     \
     "add    %[q], %[o], %[hb], lsl #1\n\t"                                                \
@@ -437,77 +437,82 @@ static inline void group4_low(uint32_t *o, uint32_t hb, uint32_t w1, uint32_t w2
                    "str    %[x3], [%[o], %[hb]]\n\t"
                    FE_GROUP_OPERANDS);
 }
-#define GROUP4(o, hb, w1, w2, w3, ovf) group4(o, hb, w1, w2, w3)
-#define GROUP4_LOW(o, hb, w1, w2, w3, ovf) group4_low(o, hb, w1, w2, w3)
+#define GROUP4(o, hb, w1, w2, w3) group4(o, hb, w1, w2, w3)
+#define GROUP4_LOW(o, hb, w1, w2, w3) group4_low(o, hb, w1, w2, w3)
 #else
 static inline void group4_any(uint32_t *o, uint32_t hb, uint32_t w1, uint32_t w2,
-                              uint32_t w3, int full, fe_ovf_t *ovf) {
+                              uint32_t w3, int full) {
     const unsigned h = hb >> 2;
     const uint32_t x0 = o[0], x1 = o[h], x2 = o[2u * h], x3 = o[3u * h];
-    uint32_t t = twiddle(x1, w1, ovf);
+    uint32_t t = twiddle(x1, w1);
     const uint32_t y0 = hadd(x0, t), y1 = hsub(x0, t);
-    t = twiddle(x3, w1, ovf);
+    t = twiddle(x3, w1);
     const uint32_t y2 = hadd(x2, t), y3 = hsub(x2, t);
-    t = twiddle(y2, w2, ovf);
+    t = twiddle(y2, w2);
     o[0] = hadd(y0, t);
     if (full) o[2u * h] = hsub(y0, t);
-    t = twiddle(y3, w3, ovf);
+    t = twiddle(y3, w3);
     o[h] = hadd(y1, t);
     if (full) o[3u * h] = hsub(y1, t);
 }
-#define GROUP4(o, hb, w1, w2, w3, ovf) group4_any(o, hb, w1, w2, w3, 1, ovf)
-#define GROUP4_LOW(o, hb, w1, w2, w3, ovf) group4_any(o, hb, w1, w2, w3, 0, ovf)
+#define GROUP4(o, hb, w1, w2, w3) group4_any(o, hb, w1, w2, w3, 1)
+#define GROUP4_LOW(o, hb, w1, w2, w3) group4_any(o, hb, w1, w2, w3, 0)
 #endif
 
 /* Stages of half h and 2h in one pass. */
-static void pass4(uint32_t *d, unsigned n, unsigned h, const uint32_t *tw, fe_ovf_t *ovf) {
+static void pass4(uint32_t *d, unsigned n, unsigned h, const uint32_t *tw) {
     const unsigned s2 = n / (4u * h), s1 = 2u * s2;
     const uint32_t hb = 4u * h;
     const uint32_t *tw3 = tw + (n >> 2);
     uint32_t *const end = d + n;
-    (void)ovf;
     for (unsigned k = 0; k < h; k++) {
         const uint32_t w1 = tw[k * s1], w2 = tw[k * s2], w3 = tw3[k * s2];
-        for (uint32_t *o = d + k; o < end; o += 4u * h) GROUP4(o, hb, w1, w2, w3, ovf);
+        for (uint32_t *o = d + k; o < end; o += 4u * h) GROUP4(o, hb, w1, w2, w3);
     }
 }
 
 /* The last two stages (h = n/4, one group per k): only the bins 0..n/2 are stored. */
-static void pass4_last(uint32_t *d, unsigned n, const uint32_t *tw, fe_ovf_t *ovf) {
+static void pass4_last(uint32_t *d, unsigned n, const uint32_t *tw) {
     const unsigned h = n >> 2;
     const uint32_t hb = 4u * h;
-    (void)ovf;
-    GROUP4(d, hb, tw[0], tw[0], tw[h], ovf); /* k = 0 also gives bin n/2 */
-    for (unsigned k = 1; k < h; k++) GROUP4_LOW(d + k, hb, tw[2u * k], tw[k], tw[k + h], ovf);
+    GROUP4(d, hb, tw[0], tw[0], tw[h]); /* k = 0 also gives bin n/2 */
+    for (unsigned k = 1; k < h; k++) GROUP4_LOW(d + k, hb, tw[2u * k], tw[k], tw[k + h]);
 }
 
-/* Steps 1-3 into d (bins 0..n/2 valid, negated), e through *e_out. Returns nonzero if a
- * value left the 16-bit range (then the frame is the reference's to compute). */
+/* CANON_HASH[log2(n) - 4]: twiddle_hash of make_params' tables (generator/frontend.py)
+ * for n = 16 .. 1024; tests/frontend/test_frontend.py recomputes them. */
+static const uint32_t CANON_HASH[7] = {
+    0x693b51b3u, 0xfbac9989u, 0x41d542ffu, 0xec2b8b4cu, 0xdfc2edd8u, 0x964e3e81u, 0xd01443b0u,
+};
+
+/* Steps 1-3 into d (bins 0..n/2 valid, negated), e through *e_out. Returns nonzero, having
+ * computed nothing useful, when the twiddle tables are not the rounded unit circle (their
+ * hash differs): the no-overflow argument at the top of this file needs them. */
 static int fft_fast(const bk_fe_params_t *p, const int16_t *x, bk_fe_work_t *w,
                     unsigned *e_out) {
-    const unsigned n = p->frame_len;
+    const unsigned n = p->frame_len, log2n = (unsigned)bit_length32(n) - 1u;
     uint32_t *d = (uint32_t *)w->re;
     int16_t *vb = (int16_t *)(void *)w->im;   /* n int16: im[0 .. n/2) */
     uint32_t *tw = (uint32_t *)w->im + n / 2u; /* n/2 words: im[n/2 .. n) */
-    const uint32_t peak = window_pass(p, x, vb, tw);
+    uint32_t hash;
+    const uint32_t peak = window_pass(p, x, vb, tw, &hash);
+    if (log2n < 4u || log2n > 10u || hash != CANON_HASH[log2n - 4u]) return 1;
     const unsigned e = peak ? 15u - bit_length32(peak) : 0u;
     *e_out = e;
-    fe_ovf_t ovf;
-    OVF_START(&ovf);
     if (n == 512u)
-        first_pass(d, vb, 512u, e, tw, &ovf); /* the shipped size, constant offsets */
+        first_pass(d, vb, 512u, e, tw); /* the shipped size, constant offsets */
     else
-        first_pass(d, vb, n, e, tw, &ovf);
+        first_pass(d, vb, n, e, tw);
     unsigned h = 8;
-    unsigned left = (unsigned)bit_length32(n) - 4u; /* stages after the first three */
+    unsigned left = log2n - 3u; /* stages after the first three */
     if (left & 1u) {
-        pass2(d, n, h, tw, &ovf);
+        pass2(d, n, h, tw);
         h <<= 1;
         left--;
     }
-    for (; left > 2u; left -= 2u, h <<= 2) pass4(d, n, h, tw, &ovf);
-    if (left == 2u) pass4_last(d, n, tw, &ovf);
-    return OVF_TAKE(&ovf);
+    for (; left > 2u; left -= 2u, h <<= 2) pass4(d, n, h, tw);
+    if (left == 2u) pass4_last(d, n, tw);
+    return 0;
 }
 
 static uint32_t fallbacks;

@@ -50,9 +50,9 @@ int32_t bk_ilog2_q(uint64_t x, unsigned frac_bits);
 /* One frame: frame_len int16 samples -> n_mels int8 features. */
 void bk_fe_frame(const bk_fe_params_t *p, const int16_t *x, int8_t *out, bk_fe_work_t *w);
 
-/* Frames since start-up whose FFT left the 16-bit fast path (twiddle products out of
- * int16, possible only with twiddle tables off the unit circle) and were recomputed by
- * the 32-bit reference path; same features either way. */
+/* Frames since start-up computed by the 32-bit reference path instead of the 16-bit fast
+ * path (frontend.c): their twiddle tables were not make_params' rounded unit circle, for
+ * which the fast path is proven to stay in 16 bits. Same features either way. */
 uint32_t bk_fe_fallbacks(void);
 
 /* Batch form: n_frames = 1 + (n - frame_len) / hop rows written to out (row-major). */

@@ -1,5 +1,6 @@
 """The integer front-end: one specification, three implementations, bit for bit."""
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -212,6 +213,32 @@ def test_other_shapes_stay_bit_exact(cfe):
     assert np.array_equal(c.features(audio), want)
     rp = ref.Params(p.to_bytes())
     assert np.array_equal(np.array(ref.features(rp, audio.tolist()), dtype=np.int8), want)
+
+
+def test_fast_path_takes_make_params_tables_of_every_size(cfe):
+    # firmware/frontend.c runs its 16-bit FFT only on twiddle tables whose hash is one of
+    # make_params' (CANON_HASH, the tables its no-overflow argument covers); any other
+    # table takes the 32-bit reference path. Both give the spec's features.
+    import ctypes
+
+    from bnnkws.tools.host import build
+
+    counter = ctypes.CDLL(str(build.host_library(None))).bk_fe_fallbacks
+    counter.restype = ctypes.c_uint32
+    audio = lcg_noise(2200, 17, amplitude=20000)
+    for n in (16, 32, 64, 128, 256, 512, 1024):
+        p = fe.make_params(fe.FrontendConfig(frame_len=n, hop=n // 2, n_mels=max(4, n // 16)))
+        before = counter()
+        assert np.array_equal(CFrontend(p, lib=cfe.lib).features(audio), fe.features(audio, p))
+        assert counter() == before, n
+    p = fe.default_params()
+    cos = p.cos_q15.copy()
+    cos[37] += 1  # one twiddle one step off
+    off = dataclasses.replace(p, cos_q15=cos)
+    before = counter()
+    want = fe.features(audio, off)
+    assert np.array_equal(CFrontend(off, lib=cfe.lib).features(audio), want)
+    assert counter() == before + want.shape[0]
 
 
 def test_cli_three_implementations_agree(tmp_path):
