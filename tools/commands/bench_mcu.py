@@ -7,8 +7,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bnnkws.generator.base.errors import BuildError
 from bnnkws.generator.base.fileio import write_atomic
+from bnnkws.generator.base.paths import shipped_model
+from bnnkws.generator.export.loading import load_any
+from bnnkws.tools.bench.mcu import McuCase, format_doc, format_report, measure, preset_model
 from bnnkws.tools.commands.bench_host import bench_actions
+from bnnkws.tools.device.firmware import BOARDS, DEFAULT_BOARD, default_build_root
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,16 +69,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def default_model() -> Path | None:
-    from bnnkws.generator.base.paths import shipped_model
-
     return shipped_model()
 
 
 def _bench_mcu(args: argparse.Namespace) -> int:
-    from bnnkws.generator.export.loading import load_any
-    from bnnkws.tools.bench.mcu import McuCase, format_doc, format_report, measure, preset_model
-    from bnnkws.tools.device.firmware import default_build_root
-
     cases = []
     path = args.model or default_model()
     if path is not None:
@@ -94,9 +93,6 @@ def _bench_mcu(args: argparse.Namespace) -> int:
     if not cases:
         print("bench mcu: nothing to measure (no model, no --bits)")
         return 0
-    from bnnkws.generator.base.errors import BuildError
-    from bnnkws.tools.device.firmware import BOARDS, DEFAULT_BOARD
-
     cores = list(BOARDS) if args.cores is None else list(args.cores)
     if args.m3 and "mps2-an385" not in cores:
         cores.append("mps2-an385")

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bnnkws.generator.base.errors import BuildError
+from bnnkws.generator.codegen.emit_c import emit_c
+from bnnkws.generator.export.loading import load_any
+from bnnkws.tools.device.firmware import BOARDS, build_firmware
 from bnnkws.tools.host import build
 
 
@@ -39,8 +42,6 @@ def build_host(model_dir: Path | None) -> list[Path]:
 
 def board_builder(name: str) -> Callable[[Path | None], list[Path]]:
     def build_board(model_dir: Path | None) -> list[Path]:
-        from bnnkws.tools.device.firmware import build_firmware
-
         if model_dir is None:
             raise BuildError(f"--target {name} needs --model (firmware embeds a model)")
         fw = build_firmware(model_dir, name)  # one line for a model too large for the part
@@ -57,8 +58,6 @@ def board_builder(name: str) -> Callable[[Path | None], list[Path]]:
 
 
 def _targets() -> dict[str, Target]:
-    from bnnkws.tools.device.firmware import BOARDS
-
     targets = {"host": Target("host", "host shared library (cffi)", build_host)}
     for name, core in BOARDS.items():
         targets[name] = Target(name, f"{core} firmware for QEMU {name}", board_builder(name))
@@ -70,9 +69,6 @@ TARGETS: dict[str, Target] = _targets()
 
 def generate_model_c(model_path: Path) -> tuple[Path, object]:
     """Blob or checkpoint -> generated C folder; returns (folder, LoadedModel)."""
-    from bnnkws.generator.codegen.emit_c import emit_c
-    from bnnkws.generator.export.loading import load_any
-
     loaded = load_any(model_path)
     return emit_c(loaded.model), loaded
 

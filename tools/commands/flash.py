@@ -21,7 +21,15 @@ import time
 from pathlib import Path
 
 from bnnkws.generator.base.errors import DeviceError
-from bnnkws.tools.device.firmware import BOARDS, DEFAULT_BOARD
+from bnnkws.tools.device import qemu
+from bnnkws.tools.device.firmware import (
+    BOARDS,
+    DEFAULT_BOARD,
+    build_for_model,
+    default_build_root,
+    load,
+)
+from bnnkws.tools.device.serial_link import open_link
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,8 +82,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _image(args: argparse.Namespace) -> Path:
-    from bnnkws.tools.device.firmware import build_for_model, load
-
     if args.model is not None:
         fw, loaded = build_for_model(args.model, args.target)
         print(f"{args.model}: model {loaded.hash[:16]} -> {fw.elf}")
@@ -115,10 +121,6 @@ def flash_probe(args: argparse.Namespace, elf: Path) -> None:
 
 
 def _flash(args: argparse.Namespace) -> int:
-    from bnnkws.tools.device import qemu
-    from bnnkws.tools.device.firmware import default_build_root
-    from bnnkws.tools.device.serial_link import open_link
-
     root = default_build_root()
     if args.stop:
         run = qemu.stop_running(root, args.target)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from bnnkws.generator.base.errors import BuildError
 from bnnkws.generator.base.paths import FIRMWARE_DIR, build_dir
+from bnnkws.generator.codegen.emit_c import emit_c
+from bnnkws.generator.export.loading import load_any
 from bnnkws.tools.host import build
 
 # targets of firmware/SConscript.board (its BOARDS), each also a QEMU machine of that name
@@ -125,8 +127,5 @@ def build_for_model(
     model_path: Path, target: str = DEFAULT_BOARD, build_root: Path | None = None
 ) -> tuple[Firmware, object]:
     """Blob or checkpoint -> generated C -> firmware; returns (firmware, LoadedModel)."""
-    from bnnkws.generator.codegen.emit_c import emit_c
-    from bnnkws.generator.export.loading import load_any
-
     loaded = load_any(model_path)
     return build_firmware(emit_c(loaded.model), target, build_root), loaded
