@@ -1,1 +1,2 @@
-"""The host library of the firmware C (SCons build, cffi bindings) and the MicroPython runner."""
+"""Host build and bindings: the one build runner (build), the cffi bindings of the host
+library (hostlib), torch == C == MicroPython checks (verify) and the MicroPython runner."""
