@@ -152,14 +152,14 @@ def run_job(job: Job, settings: Settings, results: str) -> dict:
     import torch
 
     from bnnkws.generator.training.checkpoint import save_checkpoint
-    from bnnkws.generator.training.model import bnn_config, build_model, float_config
+    from bnnkws.generator.training.model import bnn_config, float_config
+    from bnnkws.generator.training.run import subset, train_run
     from bnnkws.generator.training.train import (
         DataSpec,
         TrainOptions,
         evaluate,
         load_split,
         load_train_data,
-        train_model,
     )
 
     torch.set_num_threads(max(1, settings.threads))
@@ -168,24 +168,19 @@ def run_job(job: Job, settings: Settings, results: str) -> dict:
     data = load_train_data(spec, cache_dir=cache, progress=False)
     xs, ys = load_split(spec, "test", cache_dir=cache, progress=False)
     if settings.subset:
-        pick = np.random.default_rng(job.seed).permutation(len(data.y_train))[: settings.subset]
-        data.x_train, data.y_train = data.x_train[pick], data.y_train[pick]
+        data = subset(data, settings.subset, job.seed)
     n_classes = len(data.labels)
     if job.model == "bnn":
         cfg = bnn_config(job.preset, n_classes, job.train_bits, job.train_mode, settings.tile, ap2=job.ap2)
     else:
         cfg = float_config(job.model, n_classes)
-    torch.manual_seed(job.seed)
-    model = build_model(cfg)
     over = dict(job.overrides)
     if over.get("start_bits") == 0:
         over["start_bits"] = job.train_bits
     opt = TrainOptions(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr, seed=job.seed,
                        device=settings.device, threads=settings.threads, collab=job.collab, **over)
-    t0 = time.time()
-    hist = train_model(model, data, opt, log=None)
-    wall = time.time() - t0
-    model.to("cpu")
+    run = train_run(cfg, data, opt, log=None)
+    model, hist, wall = run.model, run.hist, run.wall_s
     out = {"job": asdict(job), "settings": asdict(settings), "wall_s": round(wall, 1),
            "best_val_acc": hist["best_val_acc"], "best_epoch": hist["best_epoch"],
            "cost": model.cost(), "test": {}, "history": hist["history"]}

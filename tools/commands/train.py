@@ -165,13 +165,12 @@ def run_train(args: argparse.Namespace) -> int:
 
     from bnnkws.generator.frontend import default_params
     from bnnkws.generator.training.checkpoint import save_checkpoint
-    from bnnkws.generator.training.model import build_model
+    from bnnkws.generator.training.run import train_run
     from bnnkws.generator.training.train import (
         TrainOptions,
         evaluate,
         load_split,
         load_train_data,
-        train_model,
     )
 
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -199,17 +198,15 @@ def run_train(args: argparse.Namespace) -> int:
     if len(data.y_train) == 0 or len(data.y_val) == 0:
         raise DatasetError(f"{args.data}: the train or validation split is empty")
     cfg = model_config(args, len(data.labels))
-    torch.manual_seed(args.seed)
-    model = build_model(cfg)
     opt = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=device,
                        threads=args.threads, augment=not args.no_augment,
                        collab=args.collab and args.model == "bnn", penalty=args.penalty, partner=args.partner,
                        start_bits=args.start_bits, narrow_frac=args.narrow_frac)
-    hist = train_model(model, data, opt, log=say)
+    run = train_run(cfg, data, opt, log=say)
+    model, hist = run.model, run.hist
     if rank != 0:
         torch.distributed.destroy_process_group()
         return 0
-    model.to("cpu")
     metrics = {"validation": evaluate(model, data.x_val, data.y_val, data.labels),
                "best_epoch": hist["best_epoch"], "train_wall_s": hist["wall_s"]}
     try:
@@ -232,7 +229,6 @@ def run_train(args: argparse.Namespace) -> int:
         "python": platform.python_version(),
         "wall_s": round(time.time() - t0, 1),
     }
-    model.labels = data.labels
     save_checkpoint(args.out, model, data.labels, frontend, metrics, train_info)
     line = f"validation {metrics['validation']['accuracy']:.4f}"
     if "test" in metrics:
