@@ -479,6 +479,170 @@ static void pass4_last(uint32_t *d, unsigned n, const uint32_t *tw) {
     for (unsigned k = 1; k < h; k++) GROUP4_LOW(d + k, hb, tw[2u * k], tw[k], tw[k + h]);
 }
 
+#if FE_DSP
+/* Three stages on the eight values at o[j * h], j = 0..7, h a constant (S = 4h bytes):
+ * stage one pairs (0,1) (2,3) (4,5) (6,7) with w[0]; stage two (0,2) (4,6) with w[1] and
+ * (1,3) (5,7) with w[2]; stage three (j, j+4) with w[3 + j]. Twelve butterflies on eight
+ * loads and at most eight stores; every register of the core is in use. BF: b = a - t,
+ * a = a + t (halving), t = w * b as in FE_TW; BF_LOW keeps only a. */
+#define R8_BF(a, b)                                                                       \
+    "smlad  %[t], %[" b "], %[w], %[k]\n\t"                                               \
+    "smlsdx %[" b "], %[w], %[" b "], %[k]\n\t"                                           \
+    "asr    %[t], %[t], #15\n\t"                                                          \
+    "pkhbt  %[t], %[t], %[" b "], lsl #1\n\t"                                             \
+    "shsub16 %[" b "], %[" a "], %[t]\n\t"                                                \
+    "shadd16 %[" a "], %[" a "], %[t]\n\t"
+#define R8_BF_LOW(a, b)                                                                   \
+    "smlad  %[t], %[" b "], %[w], %[k]\n\t"                                               \
+    "smlsdx %[" b "], %[w], %[" b "], %[k]\n\t"                                           \
+    "asr    %[t], %[t], #15\n\t"                                                          \
+    "pkhbt  %[t], %[t], %[" b "], lsl #1\n\t"                                             \
+    "shadd16 %[" a "], %[" a "], %[t]\n\t"
+#define R8_LOAD(S)                                                                        \
+    "ldr %[x0], [%[o]]\n\t"                                                               \
+    "ldr %[x1], [%[o], #" #S "]\n\t"                                                      \
+    "ldr %[x2], [%[o], #2*" #S "]\n\t"                                                    \
+    "ldr %[x3], [%[o], #3*" #S "]\n\t"                                                    \
+    "ldr %[x4], [%[o], #4*" #S "]\n\t"                                                    \
+    "ldr %[x5], [%[o], #5*" #S "]\n\t"                                                    \
+    "ldr %[x6], [%[o], #6*" #S "]\n\t"                                                    \
+    "ldr %[x7], [%[o], #7*" #S "]\n\t"                                                    \
+    "ldr %[w], [%[wp]]\n\t" R8_BF("x0", "x1") R8_BF("x2", "x3") R8_BF("x4", "x5")        \
+    R8_BF("x6", "x7")                                                                     \
+    "ldr %[w], [%[wp], #4]\n\t" R8_BF("x0", "x2") R8_BF("x4", "x6")                       \
+    "ldr %[w], [%[wp], #8]\n\t" R8_BF("x1", "x3") R8_BF("x5", "x7")
+#define R8_OPERANDS                                                                       \
+    : [x0] "=&r"(x0), [x1] "=&r"(x1), [x2] "=&r"(x2), [x3] "=&r"(x3), [x4] "=&r"(x4),     \
+      [x5] "=&r"(x5), [x6] "=&r"(x6), [x7] "=&r"(x7), [t] "=&r"(t), [w] "=&r"(wt)         \
+    : [o] "r"(o), [wp] "r"(wp), [k] "r"((1 << 14) - 1)                                    \
+    : "memory"
+#define R8_FULL(S)                                                                        \
+    __asm volatile(R8_LOAD(S)                                                             \
+        "ldr %[w], [%[wp], #12]\n\t" R8_BF("x0", "x4")                                    \
+        "ldr %[w], [%[wp], #16]\n\t" R8_BF("x1", "x5")                                    \
+        "ldr %[w], [%[wp], #20]\n\t" R8_BF("x2", "x6")                                    \
+        "ldr %[w], [%[wp], #24]\n\t" R8_BF("x3", "x7")                                    \
+        "str %[x0], [%[o]]\n\t"                                                           \
+        "str %[x1], [%[o], #" #S "]\n\t"                                                  \
+        "str %[x2], [%[o], #2*" #S "]\n\t"                                                \
+        "str %[x3], [%[o], #3*" #S "]\n\t"                                                \
+        "str %[x4], [%[o], #4*" #S "]\n\t"                                                \
+        "str %[x5], [%[o], #5*" #S "]\n\t"                                                \
+        "str %[x6], [%[o], #6*" #S "]\n\t"                                                \
+        "str %[x7], [%[o], #7*" #S "]\n\t" R8_OPERANDS)
+#define R8_LOW(S)                                                                         \
+    __asm volatile(R8_LOAD(S)                                                             \
+        "ldr %[w], [%[wp], #12]\n\t" R8_BF_LOW("x0", "x4")                                \
+        "ldr %[w], [%[wp], #16]\n\t" R8_BF_LOW("x1", "x5")                                \
+        "ldr %[w], [%[wp], #20]\n\t" R8_BF_LOW("x2", "x6")                                \
+        "ldr %[w], [%[wp], #24]\n\t" R8_BF_LOW("x3", "x7")                                \
+        "str %[x0], [%[o]]\n\t"                                                           \
+        "str %[x1], [%[o], #" #S "]\n\t"                                                  \
+        "str %[x2], [%[o], #2*" #S "]\n\t"                                                \
+        "str %[x3], [%[o], #3*" #S "]\n\t" R8_OPERANDS)
+
+/* Where the n = 512 path keeps its packed twiddles, in words from d = w->re: right after
+ * the 512 FFT words when the work area has room there, else after the window's
+ * int16 copy in w->im. Either way below 4096 - 768 bytes, so the last pass reaches
+ * tw[k + 64 j] at immediate offsets from &d[k]. */
+#define TW512 (BK_FE_MAX_FRAME >= 768u ? 512u : BK_FE_MAX_FRAME + 256u)
+
+/* Stages 4-9 of n = 512 as two radix-2^3 passes: h = 8 (eight groups per twiddle set),
+ * then h = 64 storing bins 0..256 only. tw = d + TW512. */
+static void passes8_512(uint32_t *d, const uint32_t *tw, uint32_t *scratch) {
+    uint32_t x0, x1, x2, x3, x4, x5, x6, x7, t, wt;
+    uint32_t wbuf[7];
+    /* h = 8: twiddles w_{32k}; w_{16k}, w_{16k+128}; w_{8k + 64j} */
+    for (unsigned k = 0; k < 8u; k++) {
+        wbuf[0] = tw[32u * k];
+        wbuf[1] = tw[16u * k];
+        wbuf[2] = tw[16u * k + 128u];
+        wbuf[3] = tw[8u * k];
+        wbuf[4] = tw[8u * k + 64u];
+        wbuf[5] = tw[8u * k + 128u];
+        wbuf[6] = tw[8u * k + 192u];
+        const uint32_t *wp = wbuf;
+        uint32_t *o = d + k;
+        const uint32_t *const end = d + 512 + k;
+        __asm volatile(
+            "1:\n\t" R8_LOAD(32)
+            "ldr %[w], [%[wp], #12]\n\t" R8_BF("x0", "x4")
+            "ldr %[w], [%[wp], #16]\n\t" R8_BF("x1", "x5")
+            "ldr %[w], [%[wp], #20]\n\t" R8_BF("x2", "x6")
+            "ldr %[w], [%[wp], #24]\n\t" R8_BF("x3", "x7")
+            "str %[x0], [%[o]]\n\t"
+            "str %[x1], [%[o], #32]\n\t"
+            "str %[x2], [%[o], #64]\n\t"
+            "str %[x3], [%[o], #96]\n\t"
+            "str %[x4], [%[o], #128]\n\t"
+            "str %[x5], [%[o], #160]\n\t"
+            "str %[x6], [%[o], #192]\n\t"
+            "str %[x7], [%[o], #224]\n\t"
+            "add %[o], %[o], #256\n\t"
+            "cmp %[o], %[end]\n\t"
+            "bne 1b\n\t"
+            : [x0] "=&r"(x0), [x1] "=&r"(x1), [x2] "=&r"(x2), [x3] "=&r"(x3), [x4] "=&r"(x4),
+              [x5] "=&r"(x5), [x6] "=&r"(x6), [x7] "=&r"(x7), [t] "=&r"(t), [w] "=&r"(wt),
+              [o] "+&r"(o)
+            : [wp] "r"(wp), [k] "r"((1 << 14) - 1), [end] "r"(end)
+            : "memory", "cc");
+    }
+    /* h = 64, k = 0: all eight outputs (bin 256 is the stage-three difference) */
+    {
+        wbuf[0] = wbuf[1] = wbuf[3] = tw[0];
+        wbuf[2] = wbuf[5] = tw[128];
+        wbuf[4] = tw[64];
+        wbuf[6] = tw[192];
+        const uint32_t *wp = wbuf;
+        uint32_t *o = d;
+        R8_FULL(256);
+    }
+    /* h = 64, k = 1..63: per k the twiddles w_{4k}, w_{2k}, w_{2k+128} from a stream
+     * built here, w_{k + 64j} at d[k] + TW512 words; only a-outputs of stage three */
+    uint32_t *sp = scratch;
+    for (unsigned k = 1; k < 64u; k++) {
+        sp[0] = tw[4u * k];
+        sp[1] = tw[2u * k];
+        sp[2] = tw[2u * k + 128u];
+        sp += 3;
+    }
+    const uint32_t *tp = scratch;
+    uint32_t *o = d + 1;
+    const uint32_t *const end = d + 64;
+    __asm volatile(
+        "1:\n\t"
+        "ldr %[x0], [%[o]]\n\t"
+        "ldr %[x1], [%[o], #256]\n\t"
+        "ldr %[x2], [%[o], #512]\n\t"
+        "ldr %[x3], [%[o], #768]\n\t"
+        "ldr %[x4], [%[o], #1024]\n\t"
+        "ldr %[x5], [%[o], #1280]\n\t"
+        "ldr %[x6], [%[o], #1536]\n\t"
+        "ldr %[x7], [%[o], #1792]\n\t"
+        "ldr %[w], [%[tp]], #4\n\t" R8_BF("x0", "x1") R8_BF("x2", "x3") R8_BF("x4", "x5")
+        R8_BF("x6", "x7")
+        "ldr %[w], [%[tp]], #4\n\t" R8_BF("x0", "x2") R8_BF("x4", "x6")
+        "ldr %[w], [%[tp]], #4\n\t" R8_BF("x1", "x3") R8_BF("x5", "x7")
+        "ldr %[w], [%[o], %[tb0]]\n\t" R8_BF_LOW("x0", "x4")
+        "ldr %[w], [%[o], %[tb1]]\n\t" R8_BF_LOW("x1", "x5")
+        "ldr %[w], [%[o], %[tb2]]\n\t" R8_BF_LOW("x2", "x6")
+        "ldr %[w], [%[o], %[tb3]]\n\t" R8_BF_LOW("x3", "x7")
+        "str %[x0], [%[o]]\n\t"
+        "str %[x1], [%[o], #256]\n\t"
+        "str %[x2], [%[o], #512]\n\t"
+        "str %[x3], [%[o], #768]\n\t"
+        "add %[o], %[o], #4\n\t"
+        "cmp %[o], %[end]\n\t"
+        "bne 1b\n\t"
+        : [x0] "=&r"(x0), [x1] "=&r"(x1), [x2] "=&r"(x2), [x3] "=&r"(x3), [x4] "=&r"(x4),
+          [x5] "=&r"(x5), [x6] "=&r"(x6), [x7] "=&r"(x7), [t] "=&r"(t), [w] "=&r"(wt),
+          [o] "+&r"(o), [tp] "+&r"(tp)
+        : [k] "r"((1 << 14) - 1), [end] "r"(end), [tb0] "i"(4 * TW512), [tb1] "i"(4 * TW512 + 256),
+          [tb2] "i"(4 * TW512 + 512), [tb3] "i"(4 * TW512 + 768)
+        : "memory", "cc");
+}
+#endif
+
 /* CANON_HASH[log2(n) - 4]: twiddle_hash of make_params' tables (generator/frontend.py)
  * for n = 16 .. 1024; tests/frontend/test_frontend.py recomputes them. */
 static const uint32_t CANON_HASH[7] = {
@@ -492,17 +656,25 @@ static int fft_fast(const bk_fe_params_t *p, const int16_t *x, bk_fe_work_t *w,
                     unsigned *e_out) {
     const unsigned n = p->frame_len, log2n = (unsigned)bit_length32(n) - 1u;
     uint32_t *d = (uint32_t *)w->re;
-    int16_t *vb = (int16_t *)(void *)w->im;   /* n int16: im[0 .. n/2) */
+    int16_t *vb = (int16_t *)(void *)w->im; /* n int16: im[0 .. n/2) */
     uint32_t *tw = (uint32_t *)w->im + n / 2u; /* n/2 words: im[n/2 .. n) */
+#if FE_DSP
+    if (n == 512u) tw = d + TW512;
+#endif
     uint32_t hash;
     const uint32_t peak = window_pass(p, x, vb, tw, &hash);
     if (log2n < 4u || log2n > 10u || hash != CANON_HASH[log2n - 4u]) return 1;
     const unsigned e = peak ? 15u - bit_length32(peak) : 0u;
     *e_out = e;
-    if (n == 512u)
+    if (n == 512u) {
         first_pass(d, vb, 512u, e, tw); /* the shipped size, constant offsets */
-    else
+#if FE_DSP
+        passes8_512(d, tw, (uint32_t *)(void *)vb); /* vb is free after the first pass */
+        return 0;
+#endif
+    } else {
         first_pass(d, vb, n, e, tw);
+    }
     unsigned h = 8;
     unsigned left = log2n - 3u; /* stages after the first three */
     if (left & 1u) {
