@@ -49,28 +49,40 @@ static unsigned bit_length64(uint64_t x) {
     return bit_length32((uint32_t)x);
 }
 
-/* For frac_bits 6: LOG_THR6[j] (j = 1..63) is the least Q30 mantissa y whose six squaring
- * steps below give fraction bits >= j. The steps are monotonic in y (a larger square
- * stays larger or sets an earlier bit), so the fraction is the number of thresholds
- * <= y: a six-step binary search instead of six 64-bit squarings. Computed from the
- * definition (generator/frontend.py ilog2_q); tests/frontend/test_frontend.py checks
- * both sides of every threshold. */
-static const uint32_t LOG_THR6[64] = {
-    0u,
-    0x40b268fbu, 0x4166c34du, 0x421d1463u, 0x42d561b5u, 0x438fb0ccu, 0x444c0741u,
-    0x450a6abbu, 0x45cae0f3u, 0x468d6fafu, 0x47521cc6u, 0x4818ee23u, 0x48e1e9bbu,
-    0x49ad1598u, 0x4a7a77d5u, 0x4b4a169du, 0x4c1bf829u, 0x4cf022cbu, 0x4dc69cdeu,
-    0x4e9f6cd4u, 0x4f7a9931u, 0x50582889u, 0x51382183u, 0x521a8ad8u, 0x52ff6b56u,
-    0x53e6c9dbu, 0x54d0ad5bu, 0x55bd1cdcu, 0x56ac1f76u, 0x579dbc58u, 0x5891fac2u,
-    0x5988e20au, 0x5a82799au, 0x5b7ec8f3u, 0x5c7dd7a5u, 0x5d7fad5au, 0x5e8451d1u,
-    0x5f8bccdcu, 0x60962666u, 0x61a3666eu, 0x62b39509u, 0x63c6ba66u, 0x64dcdec4u,
-    0x65f60a81u, 0x6712460cu, 0x683199eeu, 0x69540ecau, 0x6a79ad57u, 0x6ba27e66u,
-    0x6cce8ae3u, 0x6dfddbcdu, 0x6f307a42u, 0x70666f77u, 0x719fc4bau, 0x72dc8375u,
-    0x741cb529u, 0x75606375u, 0x76a79811u, 0x77f25ccfu, 0x7940bb9fu, 0x7a92be8cu,
-    0x7be86fbbu, 0x7d41d96fu, 0x7e9f0608u,
+/* For frac_bits 6. The six squaring steps of bk_ilog2_q are monotonic in the mantissa y
+ * (a larger square stays larger or sets an earlier bit), so the fraction is the number
+ * of its 63 step edges (the least y giving each fraction 1..63) at or below y. Split
+ * [2^30, 2^31) into 128 buckets of 2^23 by y's bits 23..29: no bucket holds two edges
+ * (they are >= 2^30 * (2^(1/64) - 1) > 2^23 apart). LOG_FRAC6[i] = (edges at or below
+ * the bucket's start) << 24 | (offset of the edge inside the bucket, or 2^23 if none).
+ * Computed from the definition (generator/frontend.py ilog2_q);
+ * tests/frontend/test_frontend.py checks both sides of every edge. */
+static const uint32_t LOG_FRAC6[128] = {
+    0x00800000u, 0x003268fbu, 0x0166c34du, 0x02800000u, 0x021d1463u, 0x035561b5u,
+    0x04800000u, 0x040fb0ccu, 0x054c0741u, 0x06800000u, 0x060a6abbu, 0x074ae0f3u,
+    0x08800000u, 0x080d6fafu, 0x09521cc6u, 0x0a800000u, 0x0a18ee23u, 0x0b61e9bbu,
+    0x0c800000u, 0x0c2d1598u, 0x0d7a77d5u, 0x0e800000u, 0x0e4a169du, 0x0f800000u,
+    0x0f1bf829u, 0x107022cbu, 0x11800000u, 0x11469cdeu, 0x12800000u, 0x121f6cd4u,
+    0x137a9931u, 0x14800000u, 0x14582889u, 0x15800000u, 0x15382183u, 0x16800000u,
+    0x161a8ad8u, 0x177f6b56u, 0x18800000u, 0x1866c9dbu, 0x19800000u, 0x1950ad5bu,
+    0x1a800000u, 0x1a3d1cdcu, 0x1b800000u, 0x1b2c1f76u, 0x1c800000u, 0x1c1dbc58u,
+    0x1d800000u, 0x1d11fac2u, 0x1e800000u, 0x1e08e20au, 0x1f800000u, 0x1f02799au,
+    0x207ec8f3u, 0x21800000u, 0x217dd7a5u, 0x22800000u, 0x227fad5au, 0x23800000u,
+    0x23800000u, 0x230451d1u, 0x24800000u, 0x240bccdcu, 0x25800000u, 0x25162666u,
+    0x26800000u, 0x2623666eu, 0x27800000u, 0x27339509u, 0x28800000u, 0x2846ba66u,
+    0x29800000u, 0x295cdec4u, 0x2a800000u, 0x2a760a81u, 0x2b800000u, 0x2b800000u,
+    0x2b12460cu, 0x2c800000u, 0x2c3199eeu, 0x2d800000u, 0x2d540ecau, 0x2e800000u,
+    0x2e79ad57u, 0x2f800000u, 0x2f800000u, 0x2f227e66u, 0x30800000u, 0x304e8ae3u,
+    0x31800000u, 0x317ddbcdu, 0x32800000u, 0x32800000u, 0x32307a42u, 0x33800000u,
+    0x33666f77u, 0x34800000u, 0x34800000u, 0x341fc4bau, 0x35800000u, 0x355c8375u,
+    0x36800000u, 0x36800000u, 0x361cb529u, 0x37800000u, 0x37606375u, 0x38800000u,
+    0x38800000u, 0x38279811u, 0x39800000u, 0x39725ccfu, 0x3a800000u, 0x3a800000u,
+    0x3a40bb9fu, 0x3b800000u, 0x3b800000u, 0x3b12be8cu, 0x3c800000u, 0x3c686fbbu,
+    0x3d800000u, 0x3d800000u, 0x3d41d96fu, 0x3e800000u, 0x3e800000u, 0x3e1f0608u,
+    0x3f800000u, 0x3f800000u,
 };
 
-/* Q.6 log2 of x >= 1 through LOG_THR6, with 32-bit operations only. */
+/* Q.6 log2 of x >= 1 through LOG_FRAC6, with 32-bit operations only. */
 static inline int32_t ilog2_q6(uint64_t x) {
     const uint32_t hi = (uint32_t)(x >> 32), lo = (uint32_t)x;
     unsigned n;
@@ -84,12 +96,8 @@ static inline int32_t ilog2_q6(uint64_t x) {
         n = 31u - s;
         m = s ? lo << (s - 1u) : lo >> 1;
     }
-    unsigned r = m >= LOG_THR6[32] ? 32u : 0u;
-    if (m >= LOG_THR6[r + 16u]) r += 16u;
-    if (m >= LOG_THR6[r + 8u]) r += 8u;
-    if (m >= LOG_THR6[r + 4u]) r += 4u;
-    if (m >= LOG_THR6[r + 2u]) r += 2u;
-    if (m >= LOG_THR6[r + 1u]) r += 1u;
+    const uint32_t e = LOG_FRAC6[(m >> 23) & 127u];
+    const unsigned r = (e >> 24) + ((m & 0x7FFFFFu) >= (e & 0xFFFFFFu));
     return (int32_t)((n << 6) | r);
 }
 
