@@ -374,7 +374,7 @@ def keyword_labels(labels: Sequence[str]) -> list[str]:
 class DeviceRun:
     frames: list[int]
     scores: list[tuple[int, ...]]
-    detections: list[Detection]
+    detections: list[tuple[int, int, float]]  # frame, label, posterior (0..1, 4 decimals)
     host_detector_agrees: bool
     wall_s: float
 
@@ -405,10 +405,7 @@ def emulated_run(
         labels = list(link.info.labels)
         report = run_stream(link, np.asarray(audio, dtype=np.int16), "stream", config)
         link.shutdown()
-    dets = [
-        Detection(h.frame, labels.index(h.label), round(h.posterior * 32768))
-        for h in report.detections
-    ]
+    dets = [(h.frame, labels.index(h.label), h.posterior) for h in report.detections]
     return DeviceRun(
         [r.frame for r in report.results],
         [tuple(r.scores) for r in report.results],
@@ -506,6 +503,7 @@ class BenchResult:
     device: DeviceRun | None = None
     device_agrees: bool | None = None
     device_seconds: float = 0.0
+    device_differences: list[str] = field(default_factory=list)
     baseline: Score | None = None  # the same stream with the default detector configuration
     calibration: Calibration | None = None
     elapsed_s: float = 0.0
@@ -527,22 +525,38 @@ def c_detector_agrees(
     return got == python
 
 
-def compare_device(
+def device_differences(
     dev: DeviceRun, track: ScoreTrack, host: list[Detection], samples: int | None = None
-) -> bool:
-    """The board's scores and detections equal the host's: all of them, or those of the
-    windows inside the first `samples` samples when only those were streamed (the detector
-    does not look ahead, so the host's detections up to there are the board's)."""
+) -> list[str]:
+    """Where the board differs from the host (empty: none): scores and detections of all
+    windows, or of those inside the first `samples` samples when only those were streamed
+    (the detector does not look ahead, so the host's detections up to there are the
+    board's). Posteriors as the session reports them (0..1, 4 decimals)."""
     ends = track.frames * track.hop + track.frame_len
     n = int(track.frames.size if samples is None else np.count_nonzero(ends <= samples))
     last = int(track.frames[n - 1]) if n else -1
-    return (
-        len(dev.frames) == n
-        and dev.frames == track.frames[:n].tolist()
-        and [list(s) for s in dev.scores] == track.scores[:n].tolist()
-        and dev.detections == [d for d in host if d.frame <= last]
-        and dev.host_detector_agrees
-    )
+    out = []
+    if len(dev.frames) != n or dev.frames != track.frames[:n].tolist():
+        out.append(f"{len(dev.frames)} inferences on the board, {n} on the host")
+    else:
+        for i, (a, b) in enumerate(zip(dev.scores, track.scores[:n].tolist(), strict=True)):
+            if list(a) != b:
+                out.append(
+                    f"scores of window {i} (frame {dev.frames[i]}): board {list(a)}, host {b}"
+                )
+                break
+    mine = [(d.frame, d.label, round(d.posterior / 32768, 4)) for d in host if d.frame <= last]
+    if dev.detections != mine:
+        out.append(f"detections: board {dev.detections[:5]}..., host {mine[:5]}...")
+    if not dev.host_detector_agrees:
+        out.append("the session's host detector disagrees with the board's")
+    return out
+
+
+def compare_device(
+    dev: DeviceRun, track: ScoreTrack, host: list[Detection], samples: int | None = None
+) -> bool:
+    return not device_differences(dev, track, host, samples)
 
 
 def format_summary(r: BenchResult) -> str:
@@ -574,6 +588,7 @@ def format_summary(r: BenchResult) -> str:
             f"{r.device_seconds:.0f} s, scores and detections equal the host's: {r.device_agrees} "
             f"({r.device.wall_s:.0f} s)"
         )
+        lines += [f"  board != host: {d}" for d in r.device_differences]
     return "\n".join(lines)
 
 
@@ -805,7 +820,8 @@ def run_bench(
             n = min(n, int(device_minutes * 60 * st.audio.shape[0] / st.seconds))
         say(f"streaming {n / 16000 / 60:.1f} min to the emulated board")
         res.device = emulated_run(loaded.model, st.audio[:n], config, stride)
-        res.device_agrees = compare_device(res.device, tr, dets, n)
+        res.device_differences = device_differences(res.device, tr, dets, n)
+        res.device_agrees = not res.device_differences
         res.device_seconds = n / (st.audio.size / st.seconds)
     res.baseline = baseline
     res.elapsed_s = time.monotonic() - t0
