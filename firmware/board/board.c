@@ -202,7 +202,7 @@ static board_rx_counts_t rx_counts;
 
 /* ---- timers -------------------------------------------------------------------------
  * hw_timer_init, board_ticks, hw_wake_arm(period): a wake-up every `period` ticks
- * (0: none), which sets wake_fired. */
+ * (0: none), which sets wake_fired (Board_Timer_Handler on BOARD_WAKE_IRQ, or SysTick). */
 #if defined(BOARD_TIMER_CMSDK)
 /* TIMER0 runs free from 0xFFFFFFFF; TIMER1 is periodic while wake-ups are wanted. */
 static inline void hw_timer_init(void) {
@@ -226,6 +226,54 @@ static inline void hw_wake_arm(uint32_t period) {
 }
 void Board_Timer_Handler(void) {
     TIMER_INTCLEAR(TIMER1_BASE) = 1u; /* periodic: it keeps running while armed */
+    wake_fired = 1;
+}
+#elif defined(BOARD_TIMER_NRF51)
+/* nRF51 TIMER0 (nRF51 Series Reference Manual, TIMER): 32-bit, prescaler 0 = 16 MHz. The
+ * count is read by a capture task into CC[0] (thread mode only; the interrupt uses CC[2]);
+ * CC[1] is the wake-up compare, advanced by the period at each match. */
+#define NRF_TIMER(off) REG32(BOARD_TIMER0_BASE + (off))
+#define NRF_TIMER_START NRF_TIMER(0x000u)
+#define NRF_TIMER_STOP NRF_TIMER(0x004u)
+#define NRF_TIMER_CLEAR NRF_TIMER(0x00Cu)
+#define NRF_TIMER_CAPTURE(n) NRF_TIMER(0x040u + 4u * (n))
+#define NRF_TIMER_COMPARE(n) NRF_TIMER(0x140u + 4u * (n))
+#define NRF_TIMER_INTENSET NRF_TIMER(0x304u)
+#define NRF_TIMER_INTENCLR NRF_TIMER(0x308u)
+#define NRF_TIMER_MODE NRF_TIMER(0x504u)
+#define NRF_TIMER_BITMODE NRF_TIMER(0x508u)
+#define NRF_TIMER_PRESCALER NRF_TIMER(0x510u)
+#define NRF_TIMER_CC(n) NRF_TIMER(0x540u + 4u * (n))
+#define NRF_TIMER_INT_COMPARE1 (1u << 17)
+static inline void hw_timer_init(void) {
+    NRF_TIMER_STOP = 1u;
+    NRF_TIMER_MODE = 0u;      /* timer */
+    NRF_TIMER_BITMODE = 3u;   /* 32 bits */
+    NRF_TIMER_PRESCALER = 0u; /* 16 MHz */
+    NRF_TIMER_INTENCLR = 0xFFFFFFFFu;
+    NRF_TIMER_CLEAR = 1u;
+    NRF_TIMER_START = 1u;
+    nvic_enable(BOARD_WAKE_IRQ);
+}
+uint32_t board_ticks(void) {
+    NRF_TIMER_CAPTURE(0) = 1u;
+    return NRF_TIMER_CC(0);
+}
+static inline void hw_wake_arm(uint32_t period) {
+    NRF_TIMER_INTENCLR = NRF_TIMER_INT_COMPARE1;
+    NRF_TIMER_COMPARE(1) = 0u;
+    if (period) {
+        NRF_TIMER_CC(1) = board_ticks() + period;
+        NRF_TIMER_INTENSET = NRF_TIMER_INT_COMPARE1;
+    }
+}
+void Board_Timer_Handler(void) {
+    NRF_TIMER_COMPARE(1) = 0u;
+    NRF_TIMER_CAPTURE(2) = 1u;
+    const uint32_t now = NRF_TIMER_CC(2);
+    uint32_t next = NRF_TIMER_CC(1) + wake_period;
+    if ((int32_t)(next - now) <= 0) next = now + wake_period; /* fell behind: from now */
+    NRF_TIMER_CC(1) = next;
     wake_fired = 1;
 }
 #elif defined(BOARD_TIMER_SYSTICK)

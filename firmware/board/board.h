@@ -4,7 +4,7 @@
  * One implementation (board.c) with per-part drivers chosen by board_cfg.h: a UART with
  * an RX interrupt into a ring buffer (CMSDK UART on the MPS2/MPS3 images, USART1 on the
  * STM32F405, UART0 on the nRF51), a free-running tick counter and bounded sleeps (CMSDK
- * timers, or the core's SysTick), semihosting exit.
+ * timers, the nRF51 TIMER0, or the core's SysTick), semihosting exit.
  */
 #ifndef BK_BOARD_H
 #define BK_BOARD_H
@@ -15,9 +15,9 @@
 #include "board_cfg.h"
 
 /* BOARD_TICK_HZ (board_cfg.h): the tick counter's clock, 25 MHz on the MPS2 images (CMSDK
- * TIMER0), the core clock where SysTick keeps time. Under QEMU -icount shift=0 one
- * instruction takes 1 ns of virtual time, so a tick is 1e9 / BOARD_TICK_HZ instructions
- * (40 on the MPS2 images). */
+ * TIMER0), 16 MHz on the nRF51 (TIMER0), the core clock where SysTick keeps time. Under
+ * QEMU -icount shift=0 one instruction takes 1 ns of virtual time, so a tick is
+ * 1e9 / BOARD_TICK_HZ instructions (40 on the MPS2 images). */
 
 /* Bytes the UART receive ring holds; when it is full the driver stops reading the
  * UART, so the sender (QEMU, or a host honouring the advertised window) waits. */

@@ -6,8 +6,10 @@
  *
  *   UART driver   BOARD_UART_CMSDK (Arm CMSDK APB UART), BOARD_UART_STM32 (STM32F4 USART),
  *                 BOARD_UART_NRF51 (nRF51 UART)
- *   timer         BOARD_TIMER_CMSDK (two CMSDK APB timers: free-running + wake-up) or
+ *   timer         BOARD_TIMER_CMSDK (two CMSDK APB timers: free-running + wake-up),
+ *                 BOARD_TIMER_NRF51 (nRF51 TIMER0, 32 bits: capture + compare) or
  *                 BOARD_TIMER_SYSTICK (the core's SysTick: 10 ms periods counted in software)
+ *   BOARD_WAKE_IRQ the wake-up timer's interrupt (none with SysTick: its own exception)
  */
 #ifndef BK_BOARD_CFG_H
 #define BK_BOARD_CFG_H
@@ -20,7 +22,7 @@
 #define BOARD_UART_IRQ 0u           /* UART0 RX */
 #define BOARD_TIMER0_BASE 0x40000000u
 #define BOARD_TIMER1_BASE 0x40001000u
-#define BOARD_TIMER1_IRQ 9u
+#define BOARD_WAKE_IRQ 9u /* TIMER1 */
 #define BOARD_TICK_HZ 25000000u /* peripheral clock */
 #define BOARD_NUM_IRQS 32u
 #elif defined(BOARD_MPS2_AN505)
@@ -32,7 +34,7 @@
 #define BOARD_UART_IRQ 32u          /* UART0 RX (33 is TX) */
 #define BOARD_TIMER0_BASE 0x50000000u
 #define BOARD_TIMER1_BASE 0x50001000u
-#define BOARD_TIMER1_IRQ 4u
+#define BOARD_WAKE_IRQ 4u /* TIMER1 */
 #define BOARD_TICK_HZ 20000000u /* MAINCLK */
 #define BOARD_NUM_IRQS 64u
 #elif defined(BOARD_MPS3_AN547)
@@ -56,13 +58,14 @@
 #define BOARD_TICK_HZ 168000000u
 #define BOARD_NUM_IRQS 82u
 #elif defined(BOARD_MICROBIT)
-/* BBC micro:bit v1, nRF51822 (Cortex-M0, 16 MHz): UART0, SysTick on the core clock.
- * QEMU models a SysTick on every M-profile core; the nRF51 itself has none (a real
- * micro:bit would need its TIMER0/RTC0 here), so this target is for QEMU. */
+/* BBC micro:bit v1, nRF51822 (Cortex-M0, 16 MHz): UART0; TIMER0 in 32-bit mode at 16 MHz
+ * keeps time (the nRF51 has no SysTick). */
 #define BOARD_UART_NRF51 1
-#define BOARD_TIMER_SYSTICK 1
+#define BOARD_TIMER_NRF51 1
 #define BOARD_UART_BASE 0x40002000u
 #define BOARD_UART_IRQ 2u
+#define BOARD_TIMER0_BASE 0x40008000u
+#define BOARD_WAKE_IRQ 8u /* TIMER0 */
 #define BOARD_TICK_HZ 16000000u
 #define BOARD_NUM_IRQS 32u
 #else

@@ -32,7 +32,7 @@
 /* CMSDK APB timers: 32-bit down counters on the peripheral clock (BOARD_TICK_HZ) */
 #define TIMER0_BASE BOARD_TIMER0_BASE
 #define TIMER1_BASE BOARD_TIMER1_BASE
-#define TIMER1_IRQ BOARD_TIMER1_IRQ
+#define TIMER1_IRQ BOARD_WAKE_IRQ
 #define TIMER_CTRL(b) REG32((b) + 0x00u)
 #define TIMER_VALUE(b) REG32((b) + 0x04u)
 #define TIMER_RELOAD(b) REG32((b) + 0x08u)

@@ -13,7 +13,7 @@ extern int main(void);
 
 void Reset_Handler(void);
 void Board_UART_Handler(void);
-#if defined(BOARD_TIMER_CMSDK)
+#if defined(BOARD_WAKE_IRQ)
 void Board_Timer_Handler(void);
 #define SYSTICK_VECTOR Unexpected_Handler
 #else
@@ -49,8 +49,8 @@ __attribute__((section(".vectors"), used)) static const vector_t vectors[16 + BO
     SYSTICK_VECTOR,      /* SysTick */
     [16 ... 16 + BOARD_NUM_IRQS - 1] = Unexpected_Handler,
     [16 + BOARD_UART_IRQ] = Board_UART_Handler,
-#if defined(BOARD_TIMER_CMSDK)
-    [16 + BOARD_TIMER1_IRQ] = Board_Timer_Handler,
+#if defined(BOARD_WAKE_IRQ)
+    [16 + BOARD_WAKE_IRQ] = Board_Timer_Handler,
 #endif
 };
 #pragma GCC diagnostic pop

@@ -1,7 +1,7 @@
 """More Cortex-M cores and a real part under QEMU (firmware/board/board_cfg.h): Cortex-M7
 (mps2-an500), Cortex-M33 (mps2-an505), Cortex-M55 (mps3-an547), the STM32F405 of the
 Netduino Plus 2 (netduinoplus2: USART1, PLL clock tree, SysTick) and the nRF51 Cortex-M0
-of the BBC micro:bit (microbit: no DSP, no CLZ). Each is built by the same build as the
+of the BBC micro:bit (microbit: no DSP, no CLZ; UART0 and TIMER0 of the nRF51). Each is built by the same build as the
 MPS2 Cortex-M4 (`bnnkws build --target T`), started, streamed to, and its scores and
 detections compared with the host library bit for bit; its timer says how many
 instructions things take. Bad input: an unknown target, a model too large for a part,

@@ -57,9 +57,9 @@ TARGET_NOTES = {
     "sends synchronously (qemu_chr_fe_write_all) and the emulated clock runs on while it "
     "blocks. The compute figures (front-end, network, detector) agree with the MPS2 "
     "Cortex-M4 build within 0.1%.",
-    "microbit": "QEMU gives every M-profile core a SysTick, which the nRF51 lacks: the timer "
-    "of this build exists only under QEMU. Counts are instructions; a Cortex-M0 takes 1 to 3 "
-    "cycles per instruction, so the margin at 16 MHz is optimistic.",
+    "microbit": "Counts are instructions; a Cortex-M0 takes 1 to 3 cycles per instruction, so "
+    "the margin at 16 MHz is optimistic. The nRF51 UART's 6-byte receive FIFO takes several "
+    "bytes per interrupt, hence its low cost per received byte.",
 }
 # the default model before issue 12 (docs/BENCH_MCU.md of then, mps2-an386)
 BEFORE = {"busy": 12_600_000, "always_on": 8_750_000, "flash": 32_256, "ram": 10_848}
