@@ -450,7 +450,9 @@ def from_bytes(data: bytes, where: str = "model blob") -> IntegerModel:
         except ConfigError as exc:
             raise FormatError(str(exc)) from None
         if det.n_classes != n_classes:
-            raise FormatError(f"{where}: DETC has {det.n_classes} thresholds, MODL {n_classes} classes")
+            raise FormatError(
+                f"{where}: DETC has {det.n_classes} thresholds, MODL {n_classes} classes"
+            )
         meta["detector"] = det.to_dict()
     model = IntegerModel(
         frontend=frontend, labels=labels, n_frames=n_frames, layers=layers, meta=meta
