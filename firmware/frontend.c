@@ -294,16 +294,23 @@ static uint32_t window_pass(const bk_fe_params_t *p, const int16_t *x, int16_t *
 #if FE_DSP
     uint32_t acc = 0, h = 0;
     uint32_t *out = (uint32_t *)(void *)vb;
-    for (unsigned k = 0; k < n / 2u; k++) {
-        const uint32_t xx = load32(x + 2u * k), ww = load32(win + 2u * k); /* window <= 32767 */
+    const int16_t *const xend = x + n;
+    while (x != xend) { /* two samples a step; the window is <= 32767, a signed half */
+        const uint32_t xx = load32(x), ww = load32(win);
+        x += 2;
+        win += 2;
         const int32_t v0 = __smlabb((int32_t)xx, (int32_t)ww, 1 << 14) >> 15;
-        const int32_t v1 = __smlatt((int32_t)xx, (int32_t)ww, 1 << 14) >> 15;
-        const uint32_t v = cpack(v0, v1);
+        const int32_t v1 = __smlatt((int32_t)xx, (int32_t)ww, 1 << 14);
+        uint32_t v;
+        __asm("pkhbt %0, %1, %2, lsl #1" : "=r"(v) : "r"(v0), "r"(v1)); /* v1 >> 15 high */
         const uint32_t neg = (uint32_t)__ssub16(0, (int16x2_t)v); /* GE where v <= 0 */
         acc |= __sel(neg, v);                                     /* |v|, |v| <= 32767 */
-        out[k] = v;
-        const uint32_t wk = cpack(cos_t[k], sin_t[k]);
-        tw[k] = wk;
+        *out++ = v;
+    }
+    const uint32_t *const twend = tw + n / 2u;
+    while (tw != twend) {
+        const uint32_t wk = cpack(*cos_t++, *sin_t++);
+        *tw++ = wk;
         h = tw_hash_step(h, wk);
     }
     *hash = h;
@@ -331,11 +338,22 @@ static uint32_t window_pass(const bk_fe_params_t *p, const int16_t *x, int16_t *
 static inline int32_t mul_w0(int32_t b) { return b + (((1 << 14) - 1 - b) >> 15); }
 static inline int32_t mul_wq(int32_t b) { return ((b + (1 << 14) - 1) >> 15) - b; }
 
+/* cpack(lo, hi2 >> 1): the high half taken from bits 1..16 of hi2 (PKHBT's shift). */
+static inline uint32_t cpack_h2(int32_t lo, int32_t hi2) {
+#if FE_DSP
+    uint32_t z;
+    __asm("pkhbt %0, %1, %2, lsl #15" : "=r"(z) : "r"(lo), "r"(hi2));
+    return z;
+#else
+    return cpack(lo, hi2 >> 1);
+#endif
+}
+
 /* Stages 1 and 2 of one 4-block of the real input (bit-reversed positions 0..3 hold
- * u0, u1, u2, u3; u not negated yet): z0, z2 real, z1 and z3 complex with equal real
- * parts. Stage 1 pairs (0, 1) and (2, 3) with w_0, stage 2 (0, 2) with w_0, (1, 3) with
- * w_{n/4}. */
-#define FE_BLOCK4(u0, u1, u2, u3, z0, z2, z1r, z1i, z3i)                                \
+ * u0, u1, u2, u3; u not negated yet): z0, z2 real, z1 and z3 complex (packed) with equal
+ * real parts. Stage 1 pairs (0, 1) and (2, 3) with w_0, stage 2 (0, 2) with w_0, (1, 3)
+ * with w_{n/4}. */
+#define FE_BLOCK4(u0, u1, u2, u3, z0, z2, z1, z3)                                       \
     do {                                                                                \
         const int32_t t1_ = mul_wq(u1), t3_ = mul_wq(u3); /* -u * 32767, rounded */     \
         const int32_t p0_ = (t1_ - u0) >> 1, p1_ = (-u0 - t1_) >> 1;                    \
@@ -343,9 +361,8 @@ static inline int32_t mul_wq(int32_t b) { return ((b + (1 << 14) - 1) >> 15) - b
         const int32_t t2_ = mul_w0(p2_), ti_ = mul_wq(p3_);                             \
         z0 = (p0_ + t2_) >> 1;                                                          \
         z2 = (p0_ - t2_) >> 1;                                                          \
-        z1r = p1_ >> 1;                                                                 \
-        z1i = ti_ >> 1;                                                                 \
-        z3i = (-ti_) >> 1;                                                              \
+        z1 = cpack_h2(p1_ >> 1, ti_);                                                   \
+        z3 = cpack_h2(p1_ >> 1, -ti_);                                                  \
     } while (0)
 
 /* Stages 1-3 on the real input u = v << e, in the negated packed form. Bit-reversed
@@ -359,21 +376,21 @@ static inline void first_pass(uint32_t *d, const int16_t *vb, unsigned n, unsign
     for (unsigned r = 0; r < m; r++) {
         const int16_t *v = vb + r;
 #define U(j) ((int32_t)((uint32_t)(int32_t)v[(j) * m] << e))
-        int32_t z0, z2, z1r, z1i, z3i, z4, z6, z5r, z5i, z7i;
-        FE_BLOCK4(U(0), U(4), U(2), U(6), z0, z2, z1r, z1i, z3i);
-        FE_BLOCK4(U(1), U(5), U(3), U(7), z4, z6, z5r, z5i, z7i);
+        int32_t z0, z2, z4, z6;
+        uint32_t z1, z3, z5, z7;
+        FE_BLOCK4(U(0), U(4), U(2), U(6), z0, z2, z1, z3);
+        FE_BLOCK4(U(1), U(5), U(3), U(7), z4, z6, z5, z7);
 #undef U
         uint32_t *o = d + 8u * bitrev(r, bits);
         const int32_t t4 = mul_w0(z4), t6 = mul_wq(z6);
-        o[0] = cpack((z0 + t4) >> 1, 0);
-        o[4] = cpack((z0 - t4) >> 1, 0);
-        o[2] = cpack(z2 >> 1, t6 >> 1);
-        o[6] = cpack(z2 >> 1, (-t6) >> 1);
-        const uint32_t z1 = cpack(z1r, z1i), z3 = cpack(z1r, z3i);
-        uint32_t t = twiddle(cpack(z5r, z5i), w1);
+        o[0] = ((uint32_t)(z0 + t4) >> 1) & 0xFFFFu; /* real: imaginary half 0 */
+        o[4] = ((uint32_t)(z0 - t4) >> 1) & 0xFFFFu;
+        o[2] = cpack_h2(z2 >> 1, t6);
+        o[6] = cpack_h2(z2 >> 1, -t6);
+        uint32_t t = twiddle(z5, w1);
         o[1] = hadd(z1, t);
         o[5] = hsub(z1, t);
-        t = twiddle(cpack(z5r, z7i), w3);
+        t = twiddle(z7, w3);
         o[3] = hadd(z3, t);
         o[7] = hsub(z3, t);
     }
@@ -756,18 +773,39 @@ size_t bk_fe_batch(const bk_fe_params_t *p, const int16_t *x, size_t n, int8_t *
 
 void bk_fe_stream_init(bk_fe_stream_t *s) { s->fill = 0; }
 
+/* Copy n int16 samples forward (so also for dst below an overlapping src): 16 bytes a
+ * step when both are word-aligned, else memmove. */
+static void copy_forward16(int16_t *dst, const int16_t *src, size_t n) {
+    if (((uintptr_t)dst | (uintptr_t)src) & 3u) {
+        memmove(dst, src, n * sizeof(int16_t));
+        return;
+    }
+    uint32_t *d = (uint32_t *)(void *)dst;
+    const uint32_t *s = (const uint32_t *)(const void *)src;
+    for (; n >= 8u; n -= 8u, d += 4, s += 4) {
+        const uint32_t a = s[0], b = s[1], c = s[2], e = s[3];
+        d[0] = a;
+        d[1] = b;
+        d[2] = c;
+        d[3] = e;
+    }
+    int16_t *dh = (int16_t *)(void *)d;
+    const int16_t *sh = (const int16_t *)(const void *)s;
+    while (n--) *dh++ = *sh++;
+}
+
 int bk_fe_stream_push(bk_fe_stream_t *s, const bk_fe_params_t *p, const int16_t *pcm,
                       size_t n, size_t *consumed, int8_t *out, bk_fe_work_t *w) {
     const size_t room = (size_t)p->frame_len - s->fill;
     const size_t take = n < room ? n : room;
-    memcpy(&s->buf[s->fill], pcm, take * sizeof(int16_t));
+    copy_forward16(&s->buf[s->fill], pcm, take);
     s->fill = (uint16_t)(s->fill + take);
     *consumed = take;
     if (s->fill < p->frame_len) return 0;
     bk_fe_frame(p, s->buf, out, w);
     /* keep the overlap: the last frame_len - hop samples start the next frame */
     const size_t keep = (size_t)p->frame_len - p->hop;
-    memmove(s->buf, &s->buf[p->hop], keep * sizeof(int16_t));
+    copy_forward16(s->buf, &s->buf[p->hop], keep);
     s->fill = (uint16_t)keep;
     return 1;
 }
