@@ -573,7 +573,7 @@ static void pass4_last(uint32_t *d, unsigned n, const uint32_t *tw) {
 #define TW512 (BK_FE_MAX_FRAME >= 768u ? 512u : BK_FE_MAX_FRAME + 256u)
 
 /* Stages 4-9 of n = 512 as two radix-2^3 passes: h = 8 (eight groups per twiddle set),
- * then h = 64 storing bins 0..256 only. tw = d + TW512. */
+ * then h = 64 storing the powers (step 4) of bins 0..256 only. tw = d + TW512. */
 static void passes8_512(uint32_t *d, const uint32_t *tw, uint32_t *scratch) {
     uint32_t x0, x1, x2, x3, x4, x5, x6, x7, t, wt;
     uint32_t wbuf[7];
@@ -621,6 +621,7 @@ static void passes8_512(uint32_t *d, const uint32_t *tw, uint32_t *scratch) {
         const uint32_t *wp = wbuf;
         uint32_t *o = d;
         R8_FULL(256);
+        for (unsigned j = 0; j <= 256u; j += 64u) d[j] = cpower(d[j]);
     }
     /* h = 64, k = 1..63: per k the twiddles w_{4k}, w_{2k}, w_{2k+128} from a stream
      * built here, w_{k + 64j} at d[k] + TW512 words; only a-outputs of stage three */
@@ -652,6 +653,10 @@ static void passes8_512(uint32_t *d, const uint32_t *tw, uint32_t *scratch) {
         "ldr %[w], [%[o], %[tb1]]\n\t" R8_BF_LOW("x1", "x5")
         "ldr %[w], [%[o], %[tb2]]\n\t" R8_BF_LOW("x2", "x6")
         "ldr %[w], [%[o], %[tb3]]\n\t" R8_BF_LOW("x3", "x7")
+        "smuad %[x0], %[x0], %[x0]\n\t" /* steps 4: re^2 + im^2 */
+        "smuad %[x1], %[x1], %[x1]\n\t"
+        "smuad %[x2], %[x2], %[x2]\n\t"
+        "smuad %[x3], %[x3], %[x3]\n\t"
         "str %[x0], [%[o]]\n\t"
         "str %[x1], [%[o], #256]\n\t"
         "str %[x2], [%[o], #512]\n\t"
@@ -674,7 +679,7 @@ static const uint32_t CANON_HASH[7] = {
     0x693b51b3u, 0xfbac9989u, 0x41d542ffu, 0xec2b8b4cu, 0xdfc2edd8u, 0x964e3e81u, 0xd01443b0u,
 };
 
-/* Steps 1-3 into d (bins 0..n/2 valid, negated), e through *e_out. Returns nonzero, having
+/* Steps 1-4 into d (the powers of bins 0..n/2), e through *e_out. Returns nonzero, having
  * computed nothing useful, when the twiddle tables are not the rounded unit circle (their
  * hash differs): the no-overflow argument at the top of this file needs them. */
 static int fft_fast(const bk_fe_params_t *p, const int16_t *x, bk_fe_work_t *w,
@@ -709,8 +714,22 @@ static int fft_fast(const bk_fe_params_t *p, const int16_t *x, bk_fe_work_t *w,
     }
     for (; left > 2u; left -= 2u, h <<= 2) pass4(d, n, h, tw);
     if (left == 2u) pass4_last(d, n, tw);
+    for (unsigned k = 0; k <= n / 2u; k++) d[k] = cpower(d[k]); /* 4 */
     return 0;
 }
+
+/* (hi:lo) += a * b, unsigned 32 x 32 -> 64 (UMLAL on Thumb-2 cores). */
+#if defined(__ARM_ARCH_ISA_THUMB) && __ARM_ARCH_ISA_THUMB == 2
+#define MAC64(lo, hi, a, b)                                                                \
+    __asm("umlal %0, %1, %2, %3" : "+r"(lo), "+r"(hi) : "r"((uint32_t)(a)), "r"((uint32_t)(b)))
+#else
+#define MAC64(lo, hi, a, b)                                                                \
+    do {                                                                                   \
+        const uint64_t acc_ = ((uint64_t)(hi) << 32 | (lo)) + (uint64_t)(a) * (uint32_t)(b); \
+        lo = (uint32_t)acc_;                                                               \
+        hi = (uint32_t)(acc_ >> 32);                                                       \
+    } while (0)
+#endif
 
 static uint32_t fallbacks;
 
@@ -731,20 +750,21 @@ static void frame_fast(const bk_fe_params_t *p, const int16_t *x, int8_t *out,
     const uint16_t *restrict wt = p->mel_weights;
     const uint16_t *mel_start = p->mel_start, *mel_len = p->mel_len;
     for (unsigned m = 0; m < nm; m++) {
-        uint64_t energy = 0;
         const unsigned len = mel_len[m];
         const uint32_t *z = d + mel_start[m];
         const uint16_t *const wend = wt + len;
-        /* 4, 5: four bins a step, the rest first */
-        for (unsigned j = len & 3u; j; j--) energy += (uint64_t)cpower(*z++) * *wt++;
+        uint32_t lo = 0, hi = 0; /* the uint64 energy, one UMLAL per weight */
+        /* 5: four bins a step, the rest first */
+        for (unsigned j = len & 3u; j; j--) MAC64(lo, hi, *z++, *wt++);
         while (wt != wend) {
-            energy += (uint64_t)cpower(z[0]) * wt[0];
-            energy += (uint64_t)cpower(z[1]) * wt[1];
-            energy += (uint64_t)cpower(z[2]) * wt[2];
-            energy += (uint64_t)cpower(z[3]) * wt[3];
+            MAC64(lo, hi, z[0], wt[0]);
+            MAC64(lo, hi, z[1], wt[1]);
+            MAC64(lo, hi, z[2], wt[2]);
+            MAC64(lo, hi, z[3], wt[3]);
             z += 4;
             wt += 4;
         }
+        const uint64_t energy = ((uint64_t)hi << 32) | lo;
         const int32_t l = fb == 6u ? ilog2_q6(energy + 1u) : bk_ilog2_q(energy + 1u, fb); /* 6 */
         int32_t q = (l + obias) >> oshift;                                                  /* 7 */
         if (q > 127) q = 127;
@@ -782,12 +802,21 @@ static void copy_forward16(int16_t *dst, const int16_t *src, size_t n) {
     }
     uint32_t *d = (uint32_t *)(void *)dst;
     const uint32_t *s = (const uint32_t *)(const void *)src;
-    for (; n >= 8u; n -= 8u, d += 4, s += 4) {
+    for (; n >= 8u; n -= 8u) {
+#if defined(__ARM_ARCH_ISA_THUMB) && __ARM_ARCH_ISA_THUMB == 2
+        __asm volatile("ldmia %0!, {r4, r5, r6, r7}\n\tstmia %1!, {r4, r5, r6, r7}"
+                       : "+r"(s), "+r"(d)
+                       :
+                       : "r4", "r5", "r6", "r7", "memory");
+#else
         const uint32_t a = s[0], b = s[1], c = s[2], e = s[3];
         d[0] = a;
         d[1] = b;
         d[2] = c;
         d[3] = e;
+        d += 4;
+        s += 4;
+#endif
     }
     int16_t *dh = (int16_t *)(void *)d;
     const int16_t *sh = (const int16_t *)(const void *)s;
