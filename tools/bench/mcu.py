@@ -29,6 +29,7 @@ estimate there.
 from __future__ import annotations
 
 import platform
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +104,7 @@ class McuResult:
     inferences: int
     tick_hz: int = 25_000_000
     ingest_per_audio_s: int = 0  # busy instructions outside front-end/network/detector, per s
+    flash_by_part: dict = field(default_factory=dict)  # flash_parts of the image
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -131,6 +133,69 @@ class McuResult:
     @property
     def margin(self) -> float:
         return 1.0 - self.busy_per_audio_s / self.core_hz
+
+
+FLASH_PARTS = (
+    "kernels",
+    "front-end code",
+    "front-end tables",
+    "weights",
+    "thresholds, layer table",
+    "detector",
+    "link, app",
+    "board",
+    "libgcc",
+    "padding",
+)
+_MAP_INPUT = re.compile(r"^ (\S+)?\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S.*)$")
+
+
+def _flash_part(section: str, obj: str) -> str:
+    """Which part of the image an input section belongs to (FLASH_PARTS)."""
+    name, folder = Path(obj).name, Path(obj).parent.name
+    if "libgcc" in obj or "libc" in obj:
+        return "libgcc"
+    if folder == "model":  # generated data: each array its own section (-fdata-sections)
+        if ".fe_" in section or section.endswith("bk_model_frontend"):
+            return "front-end tables"
+        return "weights" if section.endswith("_weights") else "thresholds, layer table"
+    if folder == "board":
+        return "board"
+    if folder == "app" or name in ("protocol.o", "crc32.o"):
+        return "link, app"
+    if name == "frontend.o":
+        return "front-end code"
+    if name == "detector.o":
+        return "detector"
+    return "kernels"
+
+
+def flash_parts(map_text: str) -> dict[str, int]:
+    """Flash bytes per part of the image (FLASH_PARTS), from a GNU ld map: the input
+    sections placed in .text, .ARM.exidx and the .data load image."""
+    parts = dict.fromkeys(FLASH_PARTS, 0)
+    body = map_text.split("Linker script and memory map", 1)[-1]
+    out, pending = "", None
+    for line in body.splitlines():
+        if line[:1] == ".":  # an output section
+            out = line.split()[0]
+            continue
+        if out not in (".text", ".ARM.exidx", ".data"):
+            continue
+        if line.startswith(" *fill*"):
+            parts["padding"] += int(line.split()[2], 16)
+            continue
+        if line.startswith(" .") and len(line.split()) == 1:  # name alone; numbers follow
+            pending = line.strip()
+            continue
+        m = _MAP_INPUT.match(line)
+        if m and not line.startswith(" *"):
+            section = m.group(1) or pending or ""
+            pending = None
+            size = int(m.group(3), 16)
+            if size and section.startswith("."):
+                parts[_flash_part(section, m.group(4).strip())] += size
+    return parts
 
 
 def _layer_what(layer) -> str:
@@ -224,6 +289,7 @@ def measure(case: McuCase, build_root: Path, audio_s: float = 3.0) -> McuResult:
         inferences=st.inferences,
         tick_hz=info.tick_hz,
         ingest_per_audio_s=round((busy - parts) / steady_s),
+        flash_by_part=flash_parts(fw.map.read_text()),
         notes=[TARGET_NOTES[case.target]] if case.target in TARGET_NOTES else [],
     )
 
@@ -284,6 +350,11 @@ def _core_table(rows: list[McuResult]) -> list[str]:
         ),
         row("busy M instr / s audio", lambda r: f"{r.busy_per_audio_s / 1e6:.2f}"),
         row("flash B", lambda r: f"{r.flash:,}"),
+        *[
+            row(f"&nbsp;&nbsp;{part}", lambda r, part=part: f"{r.flash_by_part.get(part, 0):,}")
+            for part in FLASH_PARTS
+            if any(r.flash_by_part.get(part) for r in rows)
+        ],
         row("RAM B", lambda r: f"{r.ram:,}"),
         row(
             "margin at core clock", lambda r: f"{100 * r.margin:.0f}% at {r.core_hz / 1e6:.0f} MHz"
@@ -384,7 +455,14 @@ def format_doc(results: list[McuResult], command: str) -> str:
             f"| front-end | per hop (20 ms), mean; max {r.frontend_max_hop:,} | {r.frontend_per_hop:,} |",
             "",
             f"Flash {r.flash:,} B; RAM {r.ram:,} B = data {r.ram_parts['data']:,} + bss "
-            f"{r.ram_parts['bss']:,} + stack {r.ram_parts['stack']:,}.",
+            f"{r.ram_parts['bss']:,} + stack {r.ram_parts['stack']:,}."
+            + (
+                " Flash by part: "
+                + ", ".join(f"{k} {v:,}" for k, v in r.flash_by_part.items() if v)
+                + " B."
+                if r.flash_by_part
+                else ""
+            ),
             "",
             f"Always-on (front-end, network, detector): {r.always_on_per_s / 1e6:.2f} M instructions "
             f"per second of audio. Measured busy time while streaming PCM (UART interrupts, CRC, "
