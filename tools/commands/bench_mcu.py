@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--m3",
         action="store_true",
-        help="with --cores absent or empty, also mps2-an385 (Cortex-M3)",
+        help="add mps2-an385 (Cortex-M3) to --cores (which has it by default)",
     )
     p.add_argument(
         "--doc", type=Path, default=None, help="write the report as markdown (docs/BENCH_MCU.md)"
