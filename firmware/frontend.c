@@ -292,7 +292,8 @@ static uint32_t window_pass(const bk_fe_params_t *p, const int16_t *x, int16_t *
     const uint16_t *win = p->window;
     const int16_t *cos_t = p->cos_q15, *sin_t = p->sin_q15;
 #if FE_DSP
-    uint32_t acc = 0, h = 0;
+    uint32_t acc = 0, h = 0, zero = 0;
+    __asm("" : "+r"(zero)); /* a register holding 0 for SSUB16 */
     uint32_t *out = (uint32_t *)(void *)vb;
     const int16_t *const xend = x + n;
     while (x != xend) { /* two samples a step; the window is <= 32767, a signed half */
@@ -303,15 +304,26 @@ static uint32_t window_pass(const bk_fe_params_t *p, const int16_t *x, int16_t *
         const int32_t v1 = __smlatt((int32_t)xx, (int32_t)ww, 1 << 14);
         uint32_t v;
         __asm("pkhbt %0, %1, %2, lsl #1" : "=r"(v) : "r"(v0), "r"(v1)); /* v1 >> 15 high */
-        const uint32_t neg = (uint32_t)__ssub16(0, (int16x2_t)v); /* GE where v <= 0 */
-        acc |= __sel(neg, v);                                     /* |v|, |v| <= 32767 */
+        uint32_t a;
+        __asm("ssub16 %0, %1, %2\n\tsel %0, %0, %2" /* |v|: -v where v <= 0 (GE) */
+              : "=&r"(a)
+              : "r"(zero), "r"(v)
+              : "cc");
+        acc |= a; /* |v| <= 32767 */
         *out++ = v;
     }
     const uint32_t *const twend = tw + n / 2u;
-    while (tw != twend) {
-        const uint32_t wk = cpack(*cos_t++, *sin_t++);
-        *tw++ = wk;
-        h = tw_hash_step(h, wk);
+    while (tw != twend) { /* two twiddles from one word of each table */
+        const uint32_t c2 = load32(cos_t), s2 = load32(sin_t);
+        cos_t += 2;
+        sin_t += 2;
+        uint32_t wa, wb;
+        __asm("pkhbt %0, %1, %2, lsl #16" : "=r"(wa) : "r"(c2), "r"(s2)); /* (c0, s0) */
+        __asm("pkhtb %0, %1, %2, asr #16" : "=r"(wb) : "r"(s2), "r"(c2)); /* (c1, s1) */
+        tw[0] = wa;
+        tw[1] = wb;
+        tw += 2;
+        h = tw_hash_step(tw_hash_step(h, wa), wb);
     }
     *hash = h;
     return (acc | (acc >> 16)) & 0xFFFFu;
