@@ -142,3 +142,66 @@ def test_bad_output_folders_get_one_line(tmp_path, capsys):
     assert cli.main(["export", str(MODELS_DIR / "default.pt")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--c-library" in err[0], err
+
+
+API_CHECK = r"""
+#include <stdio.h>
+#include <string.h>
+
+#include "kws_lib.h"
+#include "model.h"
+
+static uint32_t mem[BK_KWS_MEM_WORDS(BK_MODEL_N_FRAMES, BK_MODEL_N_MELS, BK_MODEL_WORK_WORDS) + 1];
+static int events;
+static void on_event(const bk_kws_event_t *ev, void *user) {
+    (void)ev;
+    (*(int *)user)++;
+}
+
+int main(void) {
+    bk_kws_t k;
+    bk_kws_config_t cfg;
+    const size_t need = bk_kws_mem_bytes(&bk_model);
+    printf("need %zu have %zu\n", need, sizeof mem - 4);
+    printf("small %d\n", bk_kws_init(&k, &bk_model, NULL, mem, need - 4, on_event, &events));
+    printf("unaligned %d\n", bk_kws_init(&k, &bk_model, NULL, (char *)mem + 1, need, on_event, &events));
+    printf("null %d\n", bk_kws_init(&k, &bk_model, NULL, NULL, need, on_event, &events));
+    bk_kws_default_config(&bk_model, &cfg);
+    cfg.stride = 0;
+    printf("stride0 %d\n", bk_kws_init(&k, &bk_model, &cfg, mem, need, on_event, &events));
+    bk_kws_default_config(&bk_model, &cfg);
+    cfg.det.smooth = 9;
+    printf("smooth9 %d\n", bk_kws_init(&k, &bk_model, &cfg, mem, need, on_event, &events));
+    bk_kws_default_config(&bk_model, &cfg);
+    cfg.flags = BK_KWS_EVERY_INFERENCE;
+    printf("ok %d\n", bk_kws_init(&k, &bk_model, &cfg, mem, need, on_event, &events));
+    static int16_t zeros[16000];
+    bk_kws_push(&k, zeros, 16000); /* 1 s: window full at row 49, then every 5 rows */
+    printf("events %d\n", events);
+    bk_kws_reset(&k);
+    bk_kws_push(&k, zeros, 16000);
+    printf("events %d\n", events);
+    return 0;
+}
+"""
+
+
+def test_the_api_refuses_bad_memory_and_settings(library, tmp_path):
+    src = tmp_path / "api_check.c"
+    src.write_text(API_CHECK)
+    exe = tmp_path / "api_check"
+    run(
+        [
+            "gcc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-DBK_FE_MAX_FRAME=512u",
+            "-Isrc", "-Imodel", str(src), "build/libbnnkws_kws.a", "-o", str(exe),
+        ],
+        library,
+    )  # fmt: skip
+    lines = run([str(exe)], library).splitlines()
+    out = dict(line.split(" ", 1) for line in lines)
+    assert (out["small"], out["unaligned"], out["null"]) == ("1", "1", "1")  # BK_KWS_ERR_MEM
+    assert (out["stride0"], out["smooth9"], out["ok"]) == ("2", "2", "0")  # _ERR_CONFIG, OK
+    # 1 s of audio makes 1 + (16000 - 512) // 320 = 49 feature rows: one full window, one
+    # inference; after a reset the window fills again from nothing: one more
+    events = [int(line.split()[1]) for line in lines if line.startswith("events")]
+    assert events == [1, 2]
