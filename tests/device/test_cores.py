@@ -195,6 +195,7 @@ def test_bench_doc_has_one_column_per_core_and_the_always_on_load():
             inferences=21,
             tick_hz=tick_hz,
             ingest_per_audio_s=3_200_000,
+            flash_by_part={"kernels": 20_000, "weights": 6_000, "libgcc": 4_000},
         )
 
     rows = [
@@ -212,3 +213,5 @@ def test_bench_doc_has_one_column_per_core_and_the_always_on_load():
     assert "| timer tick (instructions) | 40 | 62.5 |" in lines
     assert "always-on 5.01 M instructions per second of audio" in doc and "8.75 M before" in doc
     assert "flash 30,000 B against 32,256 B before (target 17,866 B: missed)" in doc
+    assert "largest first: kernels 20,000 B, weights 6,000 B, libgcc 4,000 B (12,134 B over" in doc
+    assert "| &nbsp;&nbsp;weights | 6,000 | 6,000 |" in lines

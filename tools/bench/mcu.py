@@ -387,7 +387,18 @@ def _closing(rows: list[McuResult]) -> list[str]:
         f"byte); flash {ref.flash:,} B against {b['flash']:,} B before (target "
         f"{PEER['flash'] // 3:,} B: {'met' if ref.flash <= PEER['flash'] // 3 else 'missed'}); "
         f"RAM {ref.ram:,} B against {b['ram']:,} B before (target {PEER['ram'] // 3:,} B: "
-        f"{'met' if ref.ram <= PEER['ram'] // 3 else 'missed'}).",
+        f"{'met' if ref.ram <= PEER['ram'] // 3 else 'missed'})."
+        + (
+            " Flash by part, largest first: "
+            + ", ".join(
+                f"{k} {v:,} B"
+                for k, v in sorted(ref.flash_by_part.items(), key=lambda kv: -kv[1])
+                if v
+            )
+            + f" ({ref.flash - PEER['flash'] // 3:,} B over the target)."
+            if ref.flash_by_part and ref.flash > PEER["flash"] // 3
+            else ""
+        ),
         "",
         f"Across the cores the always-on load ranges from {low.always_on_per_s / 1e6:.2f} M "
         f"(`{low.target}`) to {high.always_on_per_s / 1e6:.2f} M (`{high.target}`) instructions "
