@@ -1,4 +1,5 @@
-"""Run firmware on an emulated MPS2 board (QEMU) with its UART0 as a serial port.
+"""Run firmware on an emulated board (QEMU: the MPS2/MPS3 FPGA images, the Netduino Plus 2's
+STM32F405, the micro:bit's nRF51; MACHINES) with its first UART as a serial port.
 
 The emulator is started the way a real board is used: the firmware image goes in with
 ``-kernel``, and UART0 comes out as a pseudo-terminal (``-serial pty``; QEMU prints
@@ -7,7 +8,8 @@ with pyserial's ``socket://`` URL). Both are ordinary pyserial ports, so the hos
 cannot tell them from a USB serial adapter.
 
 ``-icount shift=0`` makes time deterministic: one instruction takes 1 ns of virtual time,
-so the firmware's TIMER0 (25 MHz) counts exactly 40 instructions per tick (docs/FIRMWARE.md).
+so the firmware's tick counter (BOARD_TICK_HZ, firmware/board/board_cfg.h: 25 MHz on the
+MPS2 images) counts exactly 1e9 / BOARD_TICK_HZ instructions per tick (40 on the MPS2).
 ``-semihosting`` lets the firmware end QEMU with an exit status (SHUTDOWN, a fault).
 
 An :class:`Emulator` is a context manager; every process it starts is stopped on exit,
