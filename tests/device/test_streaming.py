@@ -202,6 +202,12 @@ def test_calibration_meets_the_target_or_names_the_best_rate():
     base = DetectorConfig.for_labels(labels)
     cal = S.calibrate(base, labels, runs, target_fa_per_hour=1.0)
     assert cal.score.false_alarms <= 1 and cal.score.correct == 10
+    # the DET curve passes through the configuration (offset 0); lower thresholds, more alarms
+    pts = S.det_curve(cal.config, labels, runs)
+    (zero,) = [p for p in pts if p.offset == 0]
+    assert (zero.miss_rate, zero.fa_per_hour) == (cal.score.miss_rate, cal.score.fa_per_hour)
+    assert pts[0].fa_per_hour >= zero.fa_per_hour >= pts[-1].fa_per_hour
+    assert pts[0].miss_rate <= zero.miss_rate <= pts[-1].miss_rate
     loose = S.calibrate(base, labels, runs, target_fa_per_hour=2.0)
     assert loose.score.correct == 10 and loose.score.false_alarms <= 2
     with pytest.raises(

@@ -223,24 +223,45 @@ def with_thresholds(
 
 @dataclass(frozen=True)
 class DetPoint:
-    threshold: float
+    offset: float  # log2 odds added to every keyword's threshold (0: the configuration)
     miss_rate: float
     fa_per_hour: float
     wrong: int
+
+
+# offsets (log2 odds) swept by the DET curve
+DET_OFFSETS = tuple(float(x) for x in np.arange(-12.0, 16.01, 0.5))
+
+
+def shifted(config: DetectorConfig, labels: Sequence[str], offset: float) -> DetectorConfig:
+    """Every keyword threshold moved by `offset` in log2 odds: p -> 1 / (1 + 2^-(L(p) + offset)),
+    L(p) = log2(p / (1 - p)); a threshold of 1 (or never) stays, 0 stays 0."""
+    if offset == 0:
+        return config
+    thr = list(config.thr)
+    for i, w in enumerate(labels):
+        q = thr[i]
+        if w.startswith("_") or q >= Q15_ONE or q <= 0:
+            continue
+        p = q / Q15_ONE
+        logit = np.log2(p / (1 - p)) + offset
+        thr[i] = min(Q15_ONE, max(1, round(Q15_ONE / (1 + 2.0**-logit))))
+    return DetectorConfig(tuple(thr), config.smooth, config.temp_shift, config.refractory)
 
 
 def det_curve(
     config: DetectorConfig,
     labels: Sequence[str],
     runs: Sequence[tuple[Stream, ScoreTrack]],
-    grid: Sequence[float] = THRESHOLD_GRID,
+    offsets: Sequence[float] = DET_OFFSETS,
 ) -> list[DetPoint]:
-    """Miss rate and false alarms per hour as one threshold for all keywords moves
-    (smoothing, temperature and refractory time as in `config`)."""
+    """Miss rate and false alarms per hour as every keyword threshold moves by the same
+    log2 odds from the configuration's (which is the offset-0 point); smoothing,
+    temperature and refractory time as in `config`."""
     out = []
-    for t in grid:
-        s = total_score(with_thresholds(config, labels, float(t)), labels, runs)
-        out.append(DetPoint(float(t), s.miss_rate, s.fa_per_hour, s.wrong))
+    for o in offsets:
+        s = total_score(shifted(config, labels, o), labels, runs)
+        out.append(DetPoint(o, s.miss_rate, s.fa_per_hour, s.wrong))
     return out
 
 
@@ -437,11 +458,11 @@ def plot_det(
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     x = [max(p.fa_per_hour, 0.1) for p in points]
     y = [100 * p.miss_rate for p in points]
-    ax.plot(x, y, "o-", ms=3, label="one threshold for all keywords")
+    ax.plot(x, y, "o-", ms=3, label="thresholds moved together (log2 odds offset)")
     for p, xx, yy in zip(points, x, y, strict=True):
-        if p.threshold in (0.3, 0.5, 0.7, 0.9, 0.99, 0.999):
+        if p.offset in (-8.0, -4.0, -2.0, 2.0, 4.0, 8.0, 12.0):
             ax.annotate(
-                f"{p.threshold:g}", (xx, yy), textcoords="offset points", xytext=(4, 4), fontsize=7
+                f"{p.offset:+g}", (xx, yy), textcoords="offset points", xytext=(4, 4), fontsize=7
             )
     ax.plot(
         [max(op[0], 0.1)], [100 * op[1]], "r*", ms=12, label="the model's detector configuration"
@@ -599,7 +620,7 @@ def _det_summary(points: list[DetPoint]) -> list[str]:
         if ok:
             p = min(ok, key=lambda p: (p.miss_rate, p.fa_per_hour))
             out.append(
-                f"| <= {fa:g} | {100 * p.miss_rate:.1f}% | {p.fa_per_hour:.1f} | {p.threshold:g} |"
+                f"| <= {fa:g} | {100 * p.miss_rate:.1f}% | {p.fa_per_hour:.1f} | {p.offset:+g} |"
             )
         else:
             out.append(f"| <= {fa:g} | not reached | | |")
@@ -620,11 +641,13 @@ def format_doc(r: BenchResult, command: str, png_name: str, date: str) -> str:
     if r.calibration is not None:
         c = r.calibration
         cal = (
-            f"\n## Calibration\n\nOn the validation split's streams ({c.seconds / 60:.1f} min, the same seed "
-            f"and SNRs), for at most {c.target_fa_per_hour:g} false alarms per hour: recall "
+            f"\n## Calibration\n\nOn the validation split's stream ({c.seconds / 60:.1f} min: its clips "
+            f"placed again in new places, noise and SNRs until that length; the same seed and SNR "
+            f"range), for at most {c.target_fa_per_hour:g} false alarms per hour: recall "
             f"{100 * c.score.recall:.1f}%, {c.score.fa_per_hour:.1f} false alarms per hour there. The result "
             f"(thresholds, smoothing) is stored in the checkpoint and the blob's DETC section; the firmware "
-            f"uses it as its default configuration.\n"
+            f"uses it as its default configuration. Without `--out`, `--calibrate` rewrites the "
+            f"checkpoint given (e.g. models/default.pt) in place.\n"
         )
     elif r.calibrated:
         cal = (
@@ -696,11 +719,13 @@ Most frequent wrong labels (said -> heard): {", ".join(f"{a} -> {b} ({n})" for (
 
 ![DET curve]({png_name})
 
-One threshold for every keyword swept from 0.05 to 1.0 (smoothing, temperature and
-refractory time as above), the detector re-run over the stored integer scores. Lowest miss
-rate within a false-alarm budget:
+Every keyword threshold moved together by an offset in log2 odds (p -> 1 / (1 + 2^-(log2(p /
+(1 - p)) + offset)); offset 0 is the configuration above, a threshold of 1 stays), from -12
+to +16 in steps of 0.5; smoothing, temperature and refractory time as above; the detector
+re-run over the stored integer scores (the scores do not change). Lowest miss rate within a
+false-alarm budget:
 
-| false alarms per hour | miss rate | false alarms per hour reached | threshold |
+| false alarms per hour | miss rate | false alarms per hour reached | offset (log2 odds) |
 |---|---|---|---|
 {chr(10).join(_det_summary(r.det))}
 
