@@ -408,6 +408,8 @@ static inline void first_pass(uint32_t *d, const int16_t *vb, unsigned n, unsign
     }
 }
 
+#if !FE_DSP
+/* The portable path for every frame length: radix-2 and radix-2^2 passes. */
 /* One radix-2 stage of half h. */
 static void pass2(uint32_t *d, unsigned n, unsigned h, const uint32_t *tw) {
     const unsigned stride = n / (2u * h);
@@ -421,62 +423,6 @@ static void pass2(uint32_t *d, unsigned n, unsigned h, const uint32_t *tw) {
     }
 }
 
-#if FE_DSP
-/* Two stages on the four values at o[0], o[h], o[2h], o[3h] (hb = 4h bytes): stage one
- * pairs (0, 1) and (2, 3) with w1, stage two (0, 2) with w2 and (1, 3) with w3. Each
- * twiddle product is SMLAD/SMLSDX with the rounding constant, SSAT (>> 15, range check
- * into the Q flag), PKHBT; each butterfly output one SHADD16/SHSUB16. */
-#define FE_TW(t, x, w)                                                                    \
-    "smlad  %[" t "], %[" x "], %[" w "], %[k]\n\t"                                       \
-    "smlsdx %[" x "], %[" w "], %[" x "], %[k]\n\t"                                       \
-    "asr    %[" t "], %[" t "], #15\n\t"                                                 \
-    "pkhbt  %[" t "], %[" t "], %[" x "], lsl #1\n\t"
-#define FE_GROUP_HEAD                                                                     \
-    "ldr    %[x1], [%[o], %[hb]]\n\t"                                                     \
-    "add    %[q], %[o], %[hb], lsl #1\n\t"                                                \
-    "ldr    %[x3], [%[q], %[hb]]\n\t"                                                     \
-    FE_TW("t", "x1", "w1")                                                                \
-    "ldr    %[x0], [%[o]]\n\t"                                                            \
-    "shadd16 %[x1], %[x0], %[t]\n\t" /* y0 */                                             \
-    "shsub16 %[x0], %[x0], %[t]\n\t" /* y1 */                                             \
-    FE_TW("t", "x3", "w1")                                                                \
-    "ldr    %[x2], [%[q]]\n\t"                                                            \
-    "shadd16 %[x3], %[x2], %[t]\n\t" /* y2 */                                             \
-    "shsub16 %[x2], %[x2], %[t]\n\t" /* y3 */                                             \
-    FE_TW("t", "x3", "w2")                                                                \
-    "shadd16 %[x3], %[x1], %[t]\n\t" /* z0 */                                             \
-    "str    %[x3], [%[o]]\n\t"
-#define FE_GROUP_OPERANDS                                                                 \
-    : [x0] "=&r"(x0), [x1] "=&r"(x1), [x2] "=&r"(x2), [x3] "=&r"(x3), [t] "=&r"(t),       \
-      [q] "=&r"(q)                                                                        \
-    : [o] "r"(o), [hb] "r"(hb), [w1] "r"(w1), [w2] "r"(w2), [w3] "r"(w3),                 \
-      [k] "r"((1 << 14) - 1)                                                              \
-    : "memory"
-static inline void group4(uint32_t *o, uint32_t hb, uint32_t w1, uint32_t w2, uint32_t w3) {
-    uint32_t x0, x1, x2, x3, t, q;
-    __asm volatile(FE_GROUP_HEAD
-                   "shsub16 %[x1], %[x1], %[t]\n\t" /* z2 */
-                   "str    %[x1], [%[q]]\n\t"
-                   FE_TW("t", "x2", "w3")
-                   "shadd16 %[x3], %[x0], %[t]\n\t" /* z1 */
-                   "str    %[x3], [%[o], %[hb]]\n\t"
-                   "shsub16 %[x0], %[x0], %[t]\n\t" /* z3 */
-                   "str    %[x0], [%[q], %[hb]]\n\t"
-                   FE_GROUP_OPERANDS);
-}
-/* The same, storing z0 and z1 only (the last pass: bins below n/2). */
-static inline void group4_low(uint32_t *o, uint32_t hb, uint32_t w1, uint32_t w2,
-                              uint32_t w3) {
-    uint32_t x0, x1, x2, x3, t, q;
-    __asm volatile(FE_GROUP_HEAD
-                   FE_TW("t", "x2", "w3")
-                   "shadd16 %[x3], %[x0], %[t]\n\t" /* z1 */
-                   "str    %[x3], [%[o], %[hb]]\n\t"
-                   FE_GROUP_OPERANDS);
-}
-#define GROUP4(o, hb, w1, w2, w3) group4(o, hb, w1, w2, w3)
-#define GROUP4_LOW(o, hb, w1, w2, w3) group4_low(o, hb, w1, w2, w3)
-#else
 static inline void group4_any(uint32_t *o, uint32_t hb, uint32_t w1, uint32_t w2,
                               uint32_t w3, int full) {
     const unsigned h = hb >> 2;
@@ -494,7 +440,6 @@ static inline void group4_any(uint32_t *o, uint32_t hb, uint32_t w1, uint32_t w2
 }
 #define GROUP4(o, hb, w1, w2, w3) group4_any(o, hb, w1, w2, w3, 1)
 #define GROUP4_LOW(o, hb, w1, w2, w3) group4_any(o, hb, w1, w2, w3, 0)
-#endif
 
 /* Stages of half h and 2h in one pass. */
 static void pass4(uint32_t *d, unsigned n, unsigned h, const uint32_t *tw) {
@@ -515,6 +460,7 @@ static void pass4_last(uint32_t *d, unsigned n, const uint32_t *tw) {
     GROUP4(d, hb, tw[0], tw[0], tw[h]); /* k = 0 also gives bin n/2 */
     for (unsigned k = 1; k < h; k++) GROUP4_LOW(d + k, hb, tw[2u * k], tw[k], tw[k + h]);
 }
+#endif
 
 #if FE_DSP
 /* Three stages on the eight values at o[j * h], j = 0..7, h a constant (S = 4h bytes):
@@ -703,20 +649,22 @@ static int fft_fast(const bk_fe_params_t *p, const int16_t *x, bk_fe_work_t *w,
 #if FE_DSP
     if (n == 512u) tw = d + TW512;
 #endif
+#if FE_DSP
+    if (n != 512u) return 1; /* the M4 path is built for the shipped size only (flash) */
+#endif
     uint32_t hash;
     const uint32_t peak = window_pass(p, x, vb, tw, &hash);
     if (log2n < 4u || log2n > 10u || hash != CANON_HASH[log2n - 4u]) return 1;
     const unsigned e = peak ? 15u - bit_length32(peak) : 0u;
     *e_out = e;
-    if (n == 512u) {
-        first_pass(d, vb, 512u, e, tw); /* the shipped size, constant offsets */
 #if FE_DSP
-        passes8_512(d, tw, (uint32_t *)(void *)vb); /* vb is free after the first pass */
-        return 0;
-#endif
-    } else {
+    first_pass(d, vb, 512u, e, tw);
+    passes8_512(d, tw, (uint32_t *)(void *)vb); /* vb is free after the first pass */
+#else
+    if (n == 512u)
+        first_pass(d, vb, 512u, e, tw); /* the shipped size, constant offsets */
+    else
         first_pass(d, vb, n, e, tw);
-    }
     unsigned h = 8;
     unsigned left = log2n - 3u; /* stages after the first three */
     if (left & 1u) {
@@ -727,6 +675,7 @@ static int fft_fast(const bk_fe_params_t *p, const int16_t *x, bk_fe_work_t *w,
     for (; left > 2u; left -= 2u, h <<= 2) pass4(d, n, h, tw);
     if (left == 2u) pass4_last(d, n, tw);
     for (unsigned k = 0; k <= n / 2u; k++) d[k] = cpower(d[k]); /* 4 */
+#endif
     return 0;
 }
 

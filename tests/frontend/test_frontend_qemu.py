@@ -148,9 +148,11 @@ def test_firmware_frontend_equals_numpy(machine, max_frame, tmp_path):
     lines = run_on_qemu(tmp_path, machine, max_frame, sets)
     assert len(lines) == sum(n + 1 for _, n in sets)
     # the running count of frames computed by the 32-bit reference path, after each set:
-    # none with make_params' tables, all with the others
+    # none with make_params' tables, all with the others; the M4's fast path is built for
+    # 512-sample frames only (flash), the portable one for every size
     fallbacks = [int(line.split()[1]) for line in lines if line.startswith("fallbacks")]
-    assert fallbacks == [0, sets[1][1], sets[1][1]]
+    small_ref = sets[2][1] if machine == "mps2-an386" else 0
+    assert fallbacks == [0, sets[1][1], sets[1][1] + small_ref]
     lines = [line for line in lines if not line.startswith("fallbacks")]
     pos = 0
     for params, count in sets:
