@@ -56,6 +56,9 @@ typedef struct {
 
 typedef void (*kws_emit_fn)(const kws_output_t *out);
 
+/* Stride BK_APP_STRIDE, RESULT and DETECTION sent, and the generated model's detector
+ * configuration bk_model_detector (model.h: its calibrated one, else the defaults of
+ * generator/export/detector_config.py). */
 void kws_default_config(kws_config_t *cfg);
 /* Returns 0 when cfg is valid (stride >= 1, detector config valid for this model). */
 int kws_set_config(const kws_config_t *cfg);
