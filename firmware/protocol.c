@@ -126,6 +126,16 @@ size_t bk_proto_feed(bk_proto_parser_t *p, const uint8_t *data, size_t n, bk_pro
         if (step(p, byte, ev) != BK_PROTO_NONE) return 0u;
     }
     for (size_t i = 0; i < n; i++) {
+        /* Inside a frame's body step() only stores bytes until the last one: take all
+         * but the last in one copy (the same state as byte by byte). */
+        if (p->need && p->fill >= BK_PROTO_HEADER && p->fill + 1u < p->need) {
+            size_t k = (size_t)(p->need - 1u - p->fill);
+            if (k > n - i) k = n - i;
+            memcpy(&p->buf[p->fill], &data[i], k);
+            p->fill = (uint16_t)(p->fill + k);
+            i += k;
+            if (i == n) break;
+        }
         if (step(p, data[i], ev) != BK_PROTO_NONE) return i + 1u;
     }
     return n;
