@@ -52,12 +52,6 @@ PART_HZ = {
 }
 # what a target's figures mean beyond the counts (added to its section of the report)
 TARGET_NOTES = {
-    "netduinoplus2": "The serial-ingest and busy figures of this target are not instruction "
-    "counts: they vary from run to run (436 to 1,052 per received byte measured) while the "
-    "firmware takes one receive interrupt per byte as on the MPS2; QEMU 7.2's STM32 USART "
-    "sends synchronously (qemu_chr_fe_write_all) and the emulated clock runs on while it "
-    "blocks. The compute figures (front-end, network, detector) agree with the MPS2 "
-    "Cortex-M4 build within 0.1%.",
     "microbit": "Counts are instructions; a Cortex-M0 takes 1 to 3 cycles per instruction, so "
     "the margin at 16 MHz is optimistic. The nRF51 UART's 6-byte receive FIFO takes several "
     "bytes per interrupt, hence its low cost per received byte.",
