@@ -534,8 +534,9 @@ static void pass4_last(uint32_t *d, unsigned n, const uint32_t *tw) {
  * then h = 64 storing the powers (step 4) of bins 0..256 only. tw = d + TW512. */
 static void passes8_512(uint32_t *d, const uint32_t *tw, uint32_t *scratch) {
     uint32_t x0, x1, x2, x3, x4, x5, x6, x7, t, wt;
-    uint32_t wbuf[7];
-    /* h = 8: twiddles w_{32k}; w_{16k}, w_{16k+128}; w_{8k + 64j} */
+    uint32_t wbuf[8];
+    /* h = 8: twiddles w_{32k}; w_{16k}, w_{16k+128}; w_{8k + 64j}; then the loop's end
+     * (kept in memory: the asm has no register to spare where r7 is the frame pointer) */
     for (unsigned k = 0; k < 8u; k++) {
         wbuf[0] = tw[32u * k];
         wbuf[1] = tw[16u * k];
@@ -544,9 +545,9 @@ static void passes8_512(uint32_t *d, const uint32_t *tw, uint32_t *scratch) {
         wbuf[4] = tw[8u * k + 64u];
         wbuf[5] = tw[8u * k + 128u];
         wbuf[6] = tw[8u * k + 192u];
+        wbuf[7] = (uint32_t)(uintptr_t)(d + 512 + k);
         const uint32_t *wp = wbuf;
         uint32_t *o = d + k;
-        const uint32_t *const end = d + 512 + k;
         __asm volatile(
             "1:\n\t" R8_LOAD(32)
             "ldr %[w], [%[wp], #12]\n\t" R8_BF("x0", "x4")
@@ -562,12 +563,13 @@ static void passes8_512(uint32_t *d, const uint32_t *tw, uint32_t *scratch) {
             "str %[x6], [%[o], #192]\n\t"
             "str %[x7], [%[o], #224]\n\t"
             "add %[o], %[o], #256\n\t"
-            "cmp %[o], %[end]\n\t"
+            "ldr %[t], [%[wp], #28]\n\t"
+            "cmp %[o], %[t]\n\t"
             "bne 1b\n\t"
             : [x0] "=&r"(x0), [x1] "=&r"(x1), [x2] "=&r"(x2), [x3] "=&r"(x3), [x4] "=&r"(x4),
               [x5] "=&r"(x5), [x6] "=&r"(x6), [x7] "=&r"(x7), [t] "=&r"(t), [w] "=&r"(wt),
               [o] "+&r"(o)
-            : [wp] "r"(wp), [k] "r"((1 << 14) - 1), [end] "r"(end)
+            : [wp] "r"(wp), [k] "r"((1 << 14) - 1)
             : "memory", "cc");
     }
     /* h = 64, k = 0: all eight outputs (bin 256 is the stage-three difference) */
@@ -582,7 +584,8 @@ static void passes8_512(uint32_t *d, const uint32_t *tw, uint32_t *scratch) {
         for (unsigned j = 0; j <= 256u; j += 64u) d[j] = cpower(d[j]);
     }
     /* h = 64, k = 1..63: per k the twiddles w_{4k}, w_{2k}, w_{2k+128} from a stream
-     * built here, w_{k + 64j} at d[k] + TW512 words; only a-outputs of stage three */
+     * built here, w_{k + 64j} at d[k] + TW512 words; only a-outputs of stage three. The
+     * stream ends with 0, which no twiddle of make_params' tables is: the loop's end. */
     uint32_t *sp = scratch;
     for (unsigned k = 1; k < 64u; k++) {
         sp[0] = tw[4u * k];
@@ -590,9 +593,9 @@ static void passes8_512(uint32_t *d, const uint32_t *tw, uint32_t *scratch) {
         sp[2] = tw[2u * k + 128u];
         sp += 3;
     }
+    sp[0] = 0u;
     const uint32_t *tp = scratch;
     uint32_t *o = d + 1;
-    const uint32_t *const end = d + 64;
     __asm volatile(
         "1:\n\t"
         "ldr %[x0], [%[o]]\n\t"
@@ -620,12 +623,13 @@ static void passes8_512(uint32_t *d, const uint32_t *tw, uint32_t *scratch) {
         "str %[x2], [%[o], #512]\n\t"
         "str %[x3], [%[o], #768]\n\t"
         "add %[o], %[o], #4\n\t"
-        "cmp %[o], %[end]\n\t"
+        "ldr %[t], [%[tp]]\n\t"
+        "cmp %[t], #0\n\t"
         "bne 1b\n\t"
         : [x0] "=&r"(x0), [x1] "=&r"(x1), [x2] "=&r"(x2), [x3] "=&r"(x3), [x4] "=&r"(x4),
           [x5] "=&r"(x5), [x6] "=&r"(x6), [x7] "=&r"(x7), [t] "=&r"(t), [w] "=&r"(wt),
           [o] "+&r"(o), [tp] "+&r"(tp)
-        : [k] "r"((1 << 14) - 1), [end] "r"(end), [tb0] "i"(4 * TW512), [tb1] "i"(4 * TW512 + 256),
+        : [k] "r"((1 << 14) - 1), [tb0] "i"(4 * TW512), [tb1] "i"(4 * TW512 + 256),
           [tb2] "i"(4 * TW512 + 512), [tb3] "i"(4 * TW512 + 768)
         : "memory", "cc");
 }
@@ -765,10 +769,10 @@ static void copy_forward16(int16_t *dst, const int16_t *src, size_t n) {
     const uint32_t *s = (const uint32_t *)(const void *)src;
     for (; n >= 8u; n -= 8u) {
 #if defined(__ARM_ARCH_ISA_THUMB) && __ARM_ARCH_ISA_THUMB == 2
-        __asm volatile("ldmia %0!, {r4, r5, r6, r7}\n\tstmia %1!, {r4, r5, r6, r7}"
+        __asm volatile("ldmia %0!, {r4, r5, r6, r8}\n\tstmia %1!, {r4, r5, r6, r8}"
                        : "+r"(s), "+r"(d)
                        :
-                       : "r4", "r5", "r6", "r7", "memory");
+                       : "r4", "r5", "r6", "r8", "memory");
 #else
         const uint32_t a = s[0], b = s[1], c = s[2], e = s[3];
         d[0] = a;
