@@ -53,8 +53,7 @@ PART_HZ = {
 # what a target's figures mean beyond the counts (added to its section of the report)
 TARGET_NOTES = {
     "microbit": "Counts are instructions; a Cortex-M0 takes 1 to 3 cycles per instruction, so "
-    "the margin at 16 MHz is optimistic. The nRF51 UART's 6-byte receive FIFO takes several "
-    "bytes per interrupt, hence its low cost per received byte.",
+    "the margin at 16 MHz is optimistic.",
 }
 # the default model before issue 12 (docs/BENCH_MCU.md of then, mps2-an386)
 BEFORE = {"busy": 12_600_000, "always_on": 8_750_000, "flash": 32_256, "ram": 10_848}
