@@ -32,10 +32,11 @@ static void nvic_enable(uint32_t irq) {
  * hw_rx_pause / hw_rx_resume (the ring is full / has room: parts whose RX interrupt is a
  * level that stays up while a byte waits mask it meanwhile), hw_tx. */
 #if defined(BOARD_UART_CMSDK)
-/* Arm CMSDK APB UART (DDI0479): one byte of receive buffer, no FIFO. UART clock 25 MHz on
- * the MPS2; BAUDDIV must be >= 16; 217 gives 115200 baud on hardware. QEMU does not pace
- * the line. RX interrupt: a pulse per byte, latched in INTSTATUS. */
-#define UART_BAUDDIV 217u
+/* Arm CMSDK APB UART (DDI0479): one byte of receive buffer, no FIFO. BAUDDIV = the APB
+ * clock / baud rate, at least 16: 217 for 115200 baud at the MPS2's 25 MHz. QEMU does not
+ * pace the line. RX interrupt: a pulse per byte, latched in INTSTATUS. */
+#define UART_BAUDDIV ((BOARD_UART_PCLK + 57600u) / 115200u)
+_Static_assert(UART_BAUDDIV >= 16u, "CMSDK UART: BAUDDIV must be at least 16");
 static inline void hw_uart_init(void) {
     UART0_CTRL = 0u;
     UART0_BAUDDIV = UART_BAUDDIV;
