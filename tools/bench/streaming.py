@@ -26,20 +26,36 @@ detector over the stored integer scores (their posteriors, computed once).
 
 from __future__ import annotations
 
+import io
+import json
+import platform
+import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from bnnkws.generator.base.errors import BnnkwsError
-from bnnkws.generator.data.streams import Placed, Stream
+from bnnkws.generator.base.fileio import write_atomic
+from bnnkws.generator.codegen.emit_c import emit_c
+from bnnkws.generator.data.streams import Placed, Stream, make_stream
+from bnnkws.generator.export import blob as blobmod
 from bnnkws.generator.export.detector_config import (
     MAX_SMOOTH,
     Q15_ONE,
     DetectorConfig,
 )
+from bnnkws.generator.export.loading import load_any
+from bnnkws.tools.device import protocol as P
 from bnnkws.tools.device.detector import EXP2_NEG_Q15, Detection, Detector
+from bnnkws.tools.device.firmware import build_firmware
+from bnnkws.tools.device.qemu import Emulator
+from bnnkws.tools.device.serial_link import open_link
+from bnnkws.tools.device.session import run_stream
+from bnnkws.tools.host.hostlib import CDetector, CFrontend, CNet
 
 TOLERANCE_S = 0.75
 DEFAULT_STRIDE = 5  # hops between inferences: firmware/app/app.h BK_APP_STRIDE
@@ -106,8 +122,6 @@ class HostPipeline:
     """A model's host library: streaming front-end, network, scores per window."""
 
     def __init__(self, model, stride: int = DEFAULT_STRIDE) -> None:
-        from bnnkws.tools.host.hostlib import CFrontend, CNet
-
         if stride < 1:
             raise BnnkwsError(f"stride {stride}: expected >= 1")
         self.model = model
@@ -411,13 +425,6 @@ def emulated_run(
     """Stream `audio` to the firmware of `model` on QEMU with this detector configuration
     (configure=False: the firmware's own default, which `config` must then describe);
     what the board reported."""
-    from bnnkws.generator.codegen.emit_c import emit_c
-    from bnnkws.tools.device import protocol as P
-    from bnnkws.tools.device.firmware import build_firmware
-    from bnnkws.tools.device.qemu import Emulator
-    from bnnkws.tools.device.serial_link import open_link
-    from bnnkws.tools.device.session import run_stream
-
     fw = build_firmware(emit_c(model), target)
     t0 = time.monotonic()
     with Emulator(fw.elf, machine=target) as emu, open_link(emu.port) as link:
@@ -448,12 +455,10 @@ def plot_det(
 ) -> None:
     """The DET curve; op (false alarms/h, miss rate): the model's configuration, default_op:
     the default configuration's point when the model is calibrated."""
-    import matplotlib
+    import matplotlib  # deferred: heavy, only for the plot
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from bnnkws.generator.base.fileio import write_atomic
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     x = [max(p.fa_per_hour, 0.1) for p in points]
@@ -482,8 +487,6 @@ def plot_det(
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    import io
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
@@ -494,9 +497,6 @@ def plot_det(
 # The whole bench (what `bnnkws bench streaming` runs)
 # --------------------------------------------------------------------------------------
 def machine() -> str:
-    import platform
-    from pathlib import Path
-
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -535,8 +535,6 @@ def c_detector_agrees(
     config: DetectorConfig, track: ScoreTrack, python: list[Detection], lib
 ) -> bool:
     """firmware/detector.c (through cffi) on the same scores gives the same detections."""
-    from bnnkws.tools.host.hostlib import CDetector
-
     c = CDetector(config, lib)
     got = []
     for frame, s in zip(track.frames.tolist(), track.scores.tolist(), strict=True):
@@ -634,8 +632,6 @@ def format_doc(r: BenchResult, command: str, png_name: str, date: str) -> str:
         f"{100 * s.per_keyword[w][0] / max(1, s.per_keyword[w][1]):.0f}% ({s.per_keyword[w][0]}/{s.per_keyword[w][1]})"
         for w in kw
     )
-    from collections import Counter
-
     wrong = Counter(r.score.wrong_pairs).most_common(6)
     cal = ""
     if r.calibration is not None:
@@ -734,26 +730,19 @@ Model {r.model_name}, hash `{r.model_hash}`; {r.elapsed_s:.0f} s.
 
 
 def json_dumps(d) -> str:
-    import json
-
     return json.dumps(d, sort_keys=True)
 
 
 def apply_calibration(loaded, cal: Calibration, out) -> None:
     """Write the calibrated configuration into a checkpoint (generator/training/checkpoint.py
     'detector') or, for a blob, a new blob with a DETC section."""
-    from pathlib import Path
-
-    from bnnkws.generator.export import blob as blobmod
-
     labels = loaded.model.labels
     det = {**cal.config.to_dict(), "calibration": cal.summary(labels)}
     if loaded.torch_model is not None:
+        # deferred: imports torch, needed only to rewrite a checkpoint
         from bnnkws.generator.training.checkpoint import set_detector
 
         if Path(out) != Path(loaded.source):
-            import shutil
-
             shutil.copyfile(loaded.source, out)
         set_detector(out, det)
     else:
@@ -779,11 +768,6 @@ def run_bench(
 ) -> BenchResult:
     """Optionally calibrate on the validation split's stream (written to `out`, default
     the model file), then measure on `split`'s stream."""
-    from pathlib import Path
-
-    from bnnkws.generator.data.streams import make_stream
-    from bnnkws.generator.export.loading import load_any
-
     say = progress or (lambda _m: None)
     t0 = time.monotonic()
     loaded = load_any(model_path)
