@@ -683,16 +683,21 @@ static int fft_fast(const bk_fe_params_t *p, const int16_t *x, bk_fe_work_t *w,
     return 0;
 }
 
-/* (hi:lo) += a * b, unsigned 32 x 32 -> 64 (UMLAL on Thumb-2 cores). */
+/* (hi:lo) += a * b for a 32-bit a and a 16-bit b (a weight): UMLAL on Thumb-2 cores;
+ * elsewhere two 32-bit products of b with a's halves, as cores without a 64-bit
+ * multiply (Cortex-M0) would otherwise call a library routine per weight. */
 #if defined(__ARM_ARCH_ISA_THUMB) && __ARM_ARCH_ISA_THUMB == 2
 #define MAC64(lo, hi, a, b)                                                                \
     __asm("umlal %0, %1, %2, %3" : "+r"(lo), "+r"(hi) : "r"((uint32_t)(a)), "r"((uint32_t)(b)))
 #else
 #define MAC64(lo, hi, a, b)                                                                \
     do {                                                                                   \
-        const uint64_t acc_ = ((uint64_t)(hi) << 32 | (lo)) + (uint64_t)(a) * (uint32_t)(b); \
-        lo = (uint32_t)acc_;                                                               \
-        hi = (uint32_t)(acc_ >> 32);                                                       \
+        const uint32_t a_ = (a), b_ = (uint16_t)(b);                                       \
+        const uint32_t pl_ = (a_ & 0xFFFFu) * b_, ph_ = (a_ >> 16) * b_;                   \
+        const uint32_t l1_ = lo + pl_;                                                     \
+        hi += (l1_ < pl_) + (ph_ >> 16);                                                   \
+        lo = l1_ + (ph_ << 16);                                                            \
+        hi += lo < (ph_ << 16);                                                            \
     } while (0)
 #endif
 
