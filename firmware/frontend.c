@@ -524,11 +524,13 @@ static void pass4_last(uint32_t *d, unsigned n, const uint32_t *tw) {
         "str %[x2], [%[o], #2*" #S "]\n\t"                                                \
         "str %[x3], [%[o], #3*" #S "]\n\t" R8_OPERANDS)
 
-/* Where the n = 512 path keeps its packed twiddles, in words from d = w->re: right after
- * the 512 FFT words when the work area has room there, else after the window's
- * int16 copy in w->im. Either way below 4096 - 768 bytes, so the last pass reaches
- * tw[k + 64 j] at immediate offsets from &d[k]. */
-#define TW512 (BK_FE_MAX_FRAME >= 768u ? 512u : BK_FE_MAX_FRAME + 256u)
+/* Where the n = 512 path keeps its packed twiddles and its int16 window copy, in words
+ * from d = w->re: the twiddles right after the 512 FFT words when the work area has room
+ * there, else at the start of w->im with the window copy after them. Either way the
+ * twiddles start below 4096 - 768 bytes from d, so the last pass reaches tw[k + 64 j]
+ * at immediate offsets from &d[k]. */
+#define TW512 (BK_FE_MAX_FRAME >= 768u ? 512u : BK_FE_MAX_FRAME)
+#define VB512 (BK_FE_MAX_FRAME >= 768u ? BK_FE_MAX_FRAME : BK_FE_MAX_FRAME + 256u)
 
 /* Stages 4-9 of n = 512 as two radix-2^3 passes: h = 8 (eight groups per twiddle set),
  * then h = 64 storing the powers (step 4) of bins 0..256 only. tw = d + TW512. */
@@ -651,7 +653,10 @@ static int fft_fast(const bk_fe_params_t *p, const int16_t *x, bk_fe_work_t *w,
     int16_t *vb = (int16_t *)(void *)w->im; /* n int16: im[0 .. n/2) */
     uint32_t *tw = (uint32_t *)w->im + n / 2u; /* n/2 words: im[n/2 .. n) */
 #if FE_DSP
-    if (n == 512u) tw = d + TW512;
+    if (n == 512u) {
+        tw = d + TW512;
+        vb = (int16_t *)(void *)(d + VB512);
+    }
 #endif
 #if FE_DSP
     if (n != 512u) return 1; /* the M4 path is built for the shipped size only (flash) */
