@@ -358,3 +358,46 @@ def test_the_emulated_board_starts_with_the_calibrated_configuration_and_agrees(
     dev = S.emulated_run(model, st.audio[:n], cfg, configure=False)
     assert S.compare_device(dev, tr, host, n)
     assert not S.compare_device(dev, tr, host)  # the whole stream has more windows
+
+
+def test_stream_options_default_to_the_flashed_models_configuration(beeper):
+    import argparse
+    import dataclasses
+
+    from bnnkws.tools.commands.stream import device_config
+    from bnnkws.tools.device import protocol as P
+    from bnnkws.tools.device.session import model_detector
+
+    plain, cfg = beeper
+    model = blobmod.from_bytes(blobmod.to_bytes(plain))
+    model.meta["detector"] = cfg.to_dict()
+    h = blobmod.model_hash(blobmod.to_bytes(model))
+    emit_c(model)  # build/models/<hash16>/model.bkim, as `bnnkws build` leaves it
+    fe = model.frontend
+    info = P.Info(
+        1,
+        4,
+        512,
+        fe.sample_rate,
+        fe.frame_len,
+        fe.hop,
+        fe.n_mels,
+        49,
+        5,
+        25_000_000,
+        bytes.fromhex(h[:16]),
+        (16, 16),
+        "0.1.0",
+        "test",
+        tuple(model.labels),
+    )
+    assert model_detector(info) == cfg
+    none = dict(threshold=None, smooth=None, temp_shift=None, refractory_ms=None, stride=None)
+    assert device_config(info, argparse.Namespace(**none)).detector == cfg
+    got = device_config(
+        info, argparse.Namespace(**{**none, "smooth": 2, "threshold": 0.5})
+    ).detector
+    assert got == DetectorConfig((NEVER, 16384), 2, cfg.temp_shift, cfg.refractory)
+    # a board whose model was not built here: the defaults
+    other = dataclasses.replace(info, model_hash=b"\0" * 8)
+    assert model_detector(other) == DetectorConfig.default_for(model.labels, fe.hop, fe.sample_rate)
