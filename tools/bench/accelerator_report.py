@@ -571,9 +571,10 @@ def _findings(r: Report, ours: Entry) -> list[str]:
         v = r.versus(ours, "safe")
         L.append(
             f"- Against the minimal-safe-width baseline (what overflow-aware training itself buys): "
-            f"area {_sv(v.area)}, bit-operations {_sv(v.bitops)}, speed {_sp(v.speed)}. Both arrays "
-            f"hold {ours.cost.hw.acc_width}-bit accumulators (the first layer's), so the narrow "
-            "hidden layers save only their per-layer work, not hardware."
+            f"area {_sv(v.area)}, bit-operations {_sv(v.bitops)}, speed {_sp(v.speed)}. The "
+            f"arrays' accumulators are {ours.cost.hw.acc_width} bits (ours) and "
+            f"{safe.cost.hw.acc_width} bits (safe), both set by the int8 first layer, so ours' "
+            "narrower hidden layers save only their per-layer work, not hardware."
         )
     lat = ours.cost
     L.append(
@@ -620,9 +621,9 @@ REPRODUCE = [
     "## Reproduce",
     "",
     "```",
-    "bnnkws bench accelerator --data DATA --results runs/accelerator-cpu --epochs 20   # trains the missing jobs, writes this page",
-    "bnnkws bench accelerator --results runs/accelerator-cpu                           # this page from the saved results",
-    "bnnkws bench accelerator --quick                                                  # CI: costs only, or smoke trainings with --data",
+    "bnnkws bench accelerator --data DATA --results runs/accelerator-cpu --bits 8 --epochs 20   # trains the missing jobs, writes this page",
+    "bnnkws bench accelerator --results runs/accelerator-cpu --bits 8                           # this page from the saved results",
+    "bnnkws bench accelerator --quick                                                           # CI: costs only, or smoke trainings with --data",
     "```",
     "",
     "`bench accelerator` reads per-job results as the ablation saves them (`<results>/<job>.json`, "
@@ -705,7 +706,7 @@ def plot(r: Report, path: Path) -> None:
         ax.grid(True, alpha=0.3)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test accuracy (%)")
-    axes[0].legend(fontsize=7, loc="lower right")
+    axes[0].legend(fontsize=7, loc="center left")
     fig.suptitle(
         "accuracy against compute area and latency; int8 methods as red crosses"
         + (" (quick run)" if r.quick else "")
