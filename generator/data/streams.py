@@ -7,7 +7,8 @@ Here:
 
 * the bed is made of random 5-15 s stretches of the background recordings, each at a
   random level (RMS uniform in ``bed_dbfs``, default -45..-25 dBFS), joined with 50 ms
-  cross-fades;
+  cross-fades; validation and test streams take them from the last 20 % of each
+  recording, the part the mix recipe (generator/data/mixing.py) never trains on;
 * clip i starts ``gap_s`` (uniform 2..3 s, mean 2.5 s) after clip i-1, its 1 s span
   holding the word;
 * each clip is scaled so that its speech (its 10 ms frames within 30 dB of its loudest)
@@ -31,6 +32,7 @@ import numpy as np
 from bnnkws.generator.base.errors import DatasetError
 from bnnkws.generator.base.fileio import write_atomic
 from bnnkws.generator.data.audio_io import read_audio, write_wav
+from bnnkws.generator.data.mixing import MixOptions
 
 SAMPLE_RATE = 16000
 UNKNOWN = "_unknown_"
@@ -196,6 +198,12 @@ def make_stream(
     r = Path(root)
     kw, other = split_clips(r, split, keywords)
     noises = [read_audio(f) for f in background_files(r)]
+    if split != "train":
+        # validation and test streams lie on the last part of each recording, which the
+        # mix recipe never trains on (generator/data/mixing.py, background_split)
+        cut = MixOptions().background_split
+        noises = [n[int(n.size * cut) :] for n in noises]
+        noises = [n for n in noises if n.size >= SAMPLE_RATE] or noises
     rng = np.random.default_rng(seed)
     pool = kw + other
     if minutes is None:
