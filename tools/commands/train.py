@@ -45,6 +45,8 @@ def add_data_args(p: argparse.ArgumentParser, keywords: bool = True) -> None:
         p.add_argument("--extra-unknown", type=Path, nargs="+", default=[], metavar="DIR",
                        help="mix: more other-word data (training layout; its keyword folders are ignored), "
                             "e.g. `bnnkws data synth` output with a broad vocabulary")
+        p.add_argument("--snr-db", default=None, metavar="LO,HI",
+                       help="mix: background mixed in at an SNR uniform in LO..HI dB (default 0,24)")
         p.add_argument("--holdout", nargs="+", default=None, metavar="WORD",
                        help="mix: other words never trained on, measured as unknown (default happy)")
         for name, default, what in (("copies", 2, "augmented copies of each training clip"),
@@ -153,9 +155,17 @@ def data_spec(args: argparse.Namespace):
                                                "splice_ratio", "noise_prob") if getattr(args, k) is not None}
         if args.holdout is not None:
             over["holdout"] = tuple(args.holdout)
+        if args.snr_db is not None:
+            try:
+                lo, hi = (float(v) for v in args.snr_db.split(","))
+            except ValueError:
+                raise BnnkwsError(f"--snr-db {args.snr_db!r}: expected LO,HI in dB, e.g. 6,30") from None
+            if lo > hi:
+                raise BnnkwsError(f"--snr-db {args.snr_db}: LO above HI")
+            over["snr_db"] = (lo, hi)
         mix = MixOptions(**over).to_dict()
-    elif args.extra_unknown or args.holdout:
-        raise BnnkwsError("--extra-unknown and --holdout need --recipe mix")
+    elif args.extra_unknown or args.holdout or args.snr_db:
+        raise BnnkwsError("--extra-unknown, --holdout and --snr-db need --recipe mix")
     return DataSpec(str(args.data), list(args.keywords), args.silence_fraction, args.unknown_fraction,
                     args.data_seed, args.recipe, [str(e) for e in args.extra_unknown], mix)
 
