@@ -27,7 +27,6 @@ detector over the stored integer scores (their posteriors, computed once).
 from __future__ import annotations
 
 import io
-import json
 import platform
 import shutil
 import time
@@ -646,9 +645,19 @@ def format_doc(r: BenchResult, command: str, png_name: str, date: str) -> str:
             f"checkpoint given (e.g. models/default.pt) in place.\n"
         )
     elif r.calibrated:
+        m = r.meta.get("calibration") or {}
+        how = (
+            f" for at most {m['target_fa_per_hour']:g} false alarms per hour on "
+            f"{m.get('validation_seconds', 0) / 60:.1f} min of validation stream (recall "
+            f"{100 * m.get('validation_recall', 0):.1f}%, "
+            f"{m.get('validation_fa_per_hour', 0):.1f} false alarms per hour there)"
+            if "target_fa_per_hour" in m
+            else ""
+        )
         cal = (
-            "\n## Calibration\n\nThe model carries a calibrated detector configuration "
-            f"({json_dumps(r.meta.get('calibration', {}))}).\n"
+            "\n## Calibration\n\nThe model carries a calibrated detector configuration (the "
+            f"blob's DETC section, the firmware's default), chosen by `bnnkws bench streaming "
+            f"--calibrate`{how}.\n"
         )
     base_row = ""
     if r.calibrated and r.baseline is not None:
@@ -727,10 +736,6 @@ false-alarm budget:
 
 Model {r.model_name}, hash `{r.model_hash}`; {r.elapsed_s:.0f} s.
 """
-
-
-def json_dumps(d) -> str:
-    return json.dumps(d, sort_keys=True)
 
 
 def apply_calibration(loaded, cal: Calibration, out) -> None:
