@@ -14,7 +14,9 @@ split of a training-layout dataset as int16 audio [n, 16000] + labels from:
   ``bnnkws data synth`` output with a broad vocabulary, or recordings of other speech: only
   their non-keyword folders are used; their words with ``crc32(word) % holdout_mod == 0``
   are held out the same way), augmented like keywords, up to ``unknown_ratio`` times the
-  mean keyword count;
+  mean keyword count; with ``extra_keywords`` the keyword clips of the ``extra`` datasets
+  join the keywords, so that a voice heard only saying other words (a synthetic one, say)
+  does not become a cue for `_unknown_`;
 * **cut keywords** (training only, label ``_unknown_``) -- a keyword clip shifted so that
   only ``cut_visible`` of its spoken part is inside the window, at the start or the end,
   as a stream's window sees a word while it slides in or out;
@@ -77,6 +79,7 @@ class MixOptions:
     holdout: tuple[str, ...] = ("happy",)
     holdout_mod: int = 6
     background_split: float = 0.8
+    extra_keywords: bool = True
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -268,6 +271,8 @@ def build_split(
         t, h = _other_clips(e, keywords, split, opt, extra=True)
         more += t
         more_held += h
+        if opt.extra_keywords:  # the same voices saying keywords: voice is not a class cue
+            kw += [(labels.index(w), p) for w, p in _training_layout_clips(e)[split] if w in keywords]
     train = split == "train"
     held = set(real_held) | set(more_held)
     if not train:  # validation/test: every other word, held-out ones included

@@ -93,7 +93,13 @@ def test_extra_words_held_out_by_hash(root: Path, tmp_path: Path) -> None:
     assert {p.parent.name for p in train_held} == set(held)
     assert "yes" not in {p.parent.name for p in train_ok + train_held}  # keyword folders ignored
     m = mixing.build_split(root, ["yes", "no"], "train", [extra], MixOptions(holdout_mod=2, unknown_ratio=20.0))
-    assert m.counts()["unknown"] == 20 * 4 * 2
+    # the extra set's six "yes" clips (in no list: training) join the keywords, twice each
+    assert m.counts()["keyword"] == (2 * 4 + 6) * 2
+    per_kw = (2 * 4 + 6) * 2 / 2
+    assert m.counts()["unknown"] == round(20 * per_kw)
+    m = mixing.build_split(root, ["yes", "no"], "train", [extra],
+                           MixOptions(holdout_mod=2, unknown_ratio=20.0, extra_keywords=False))
+    assert m.counts()["keyword"] == 2 * 4 * 2 and m.counts()["unknown"] == 20 * 4 * 2
 
 
 def test_background_split_in_time(root: Path) -> None:

@@ -67,7 +67,7 @@ def _test_sets(args: argparse.Namespace):
     for name, extra, ratio, about in sets:
         folder = root / name
         stamp = folder / ".source"
-        key = f"{Path(args.data).resolve()}|{Path(extra).resolve() if extra else ''}|{ratio}"
+        key = f"{Path(args.data).resolve()}|{Path(extra).resolve() if extra else ''}|{ratio}|extra-keywords"
         if not (stamp.is_file() and stamp.read_text() == key):
             shutil.rmtree(folder, ignore_errors=True)
             write_test_layout(args.data, DEFAULT_KEYWORDS, folder, "test", [extra] if extra else [],
