@@ -58,7 +58,7 @@ TARGET_NOTES = {
 # the default model before issue 12 (docs/BENCH_MCU.md of then, mps2-an386)
 BEFORE = {"busy": 12_600_000, "always_on": 8_750_000, "flash": 32_256, "ram": 10_848}
 ALWAYS_ON_TARGET = 2_000_000
-PEER = {  # DESIGN.md section 5: CMSIS-NN int8 DS-CNN on the same emulator
+PEER = {  # ARM CMSIS-NN v7 int8 kernels running the MLPerf Tiny KWS DS-CNN, -O2, counted on the same emulator
     "instructions": 7_700_000,
     "flash": 53_600,
     "ram": 36_800,

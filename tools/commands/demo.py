@@ -50,9 +50,11 @@ def spoken_sequence(
 
     A model trained on synthetic speech (``--train``) hears the synthesizer's test-split
     talkers, the only ones no training clip came from. A model trained on real speech (the
-    shipped default) has heard no synthetic voice at all; it hears the five voices built
-    from recordings of real people (flite/festival: kal, ked, slt, awb, rms), the most
-    intelligible ones (DESIGN.md section 7), so the demo measures the model, not espeak.
+    shipped default: real recordings plus espeak-ng voices, see models/MODEL_CARD.md) has
+    heard no flite or festival voice; it hears the five voices built from recordings of
+    real people (flite/festival: kal, ked, slt, awb, rms), the most
+    intelligible ones (checked with a closed-set recognizer when the synthesizer was built),
+    so the demo measures the model, not espeak.
     """
     from bnnkws.generator.data import synth
 
