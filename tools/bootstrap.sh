@@ -13,7 +13,7 @@ job="${1:-setup}"
 shift || true
 
 DEBIAN_PACKAGES=(
-  python3 python3-venv python3-dev gcc libc6-dev
+  python3 python3-venv python3-dev gcc libc6-dev make
   gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
   espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts festvox-kdlpc16k sox
   libsndfile1 valgrind

@@ -206,7 +206,7 @@ def verify_model(
 ) -> VerifyResult:
     """Run every implementation on the same inputs; see the module docstring.
 
-    loaded: :class:`bnnkws.tools.commands.export.LoadedModel` (model read back from its blob).
+    loaded: :class:`bnnkws.generator.export.loading.LoadedModel` (model read back from its blob).
     """
     # cffi bindings of the host library: loaded when a check runs, not with the CLI
     from bnnkws.tools.host.hostlib import CFrontend, CNet
