@@ -35,10 +35,16 @@ class TestSet:
 
 def _short_command(train: dict) -> str:
     argv = train.get("argv") or []
-    keep, skip = [], {"--data", "--out", "--cache", "--extra-unknown", "--threads"}
+    keep, skip = [], {"--data", "--out", "--cache", "--threads"}
     i = 0
     while i < len(argv):
         a = argv[i]
+        if a == "--extra-unknown":  # folder names only: no machine paths in the card
+            i += 1
+            while i < len(argv) and not argv[i].startswith("--"):
+                keep += ["--extra-unknown", Path(argv[i]).name]
+                i += 1
+            continue
         if a in skip:
             i += 2
             while i < len(argv) and not argv[i].startswith("--"):
