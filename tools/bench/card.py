@@ -9,6 +9,7 @@ when the ablation's checkpoints are not at hand (a clean checkout ships only mod
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shlex
 import time
@@ -63,7 +64,7 @@ def measure_model(name: str, path: Path, tests: list[TestSet], cache: Path | Non
     train = ck.get("train") or {}
     out = {
         "name": name,
-        "file": str(path),
+        "file": os.path.relpath(path),
         "kind": "bnn" if isinstance(model, BnnKws) else type(model).__name__,
         "labels": labels,
         "cost": model.cost(),
@@ -142,6 +143,15 @@ def format_card(res: dict, command: str, streaming: dict | None = None) -> str:
         tr = m["train"]
         trained = f"{tr['recipe']}{' + extra' if tr['extra'] else ''}, {tr['epochs']} ep."
         out.append("| " + " | ".join([f"`{m['name']}`", m["kind"], trained, *_row(m, names)]) + " |")
+    out += ["", "Training commands (data folders left out; `--extra-unknown` names the broad other-word "
+            "set made by `bnnkws data synth --broad`):", ""]
+    for m in res["models"]:
+        out.append(f"- `{m['name']}`: `bnnkws {m['train']['command']}`")
+    out += ["", "The default model is the one with the best validation accuracy among the structured "
+            "candidates of the ablation below (rule fixed before the test sets were looked at); its "
+            "detector is calibrated on the validation split's stream (docs/STREAMING.md: streaming "
+            "recall, false alarms per hour and the DET curve, measured on the bit-exact C pipeline). "
+            "The float baselines have no integer pipeline, so they have clip accuracy only.", ""]
     out += ["", "## Per class (test set `" + names[0] + "`)", ""]
     labels = res["models"][0]["labels"] if res["models"] else []
     out += ["| model | " + " | ".join(f"`{c}`" for c in labels) + " |", "|---|" + "---:|" * len(labels)]

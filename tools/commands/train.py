@@ -170,6 +170,16 @@ def data_spec(args: argparse.Namespace):
                     args.data_seed, args.recipe, [str(e) for e in args.extra_unknown], mix)
 
 
+def _portable(d: dict) -> dict:
+    """A data description for a checkpoint: folders relative to the working directory, as
+    command_line writes them, so no machine path travels in a shipped model."""
+    d = dict(d)
+    d["root"] = os.path.relpath(d["root"])
+    if d.get("extra"):
+        d["extra"] = [os.path.relpath(e) for e in d["extra"]]
+    return d
+
+
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -230,7 +240,7 @@ def run_train(args: argparse.Namespace) -> int:
         "command": command_line(),
         "argv": shlex.split(command_line())[1:],
         "seed": args.seed,
-        "data": {**spec.describe(), "n_train": int(len(data.y_train)), "n_validation": int(len(data.y_val)),
+        "data": {**_portable(spec.describe()), "n_train": int(len(data.y_train)), "n_validation": int(len(data.y_val)),
                  "n_test": int(metrics["test"]["n"]) if "test" in metrics else 0},
         "options": opt.to_dict(),
         "history": hist["history"],
