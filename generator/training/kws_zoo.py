@@ -173,27 +173,11 @@ class CRNN(_Zoo):
         return self.fc(self.fc1(y[:, -1]))
 
 
-class TCResNet14(FloatKws):
+class TCResNet14(TCResNet8):
     """TC-ResNet14 (Choi et al. 2019): as TC-ResNet8 with six residual blocks
     (24, 24, 32, 32, 48, 48 channels; stride 2 in the first of each pair)."""
 
-    def __init__(self, config: dict) -> None:
-        super().__init__()
-        self.config = copy.deepcopy(config)
-        ch = [16, 24, 24, 32, 32, 48, 48]
-        self.stem = nn.Conv1d(config["n_mels"], ch[0], 3, 1, 1, bias=False)
-        self.blocks = nn.Sequential(
-            *[_TCBlock(ch[i], ch[i + 1], 2 if i % 2 == 0 else 1) for i in range(6)]
-        )
-        self.drop = nn.Dropout(config.get("dropout", 0.2))
-        self.fc = nn.Linear(ch[-1], config["n_classes"])
-        self.labels: list[str] | None = None
-        self.frontend_bytes: bytes | None = None
-
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        x = feats.float().transpose(1, 2) / 32.0
-        x = self.blocks(self.stem(x))
-        return self.fc(self.drop(x.mean(dim=2)))
+    PLAN = ((24, 2), (24, 1), (32, 2), (32, 1), (48, 2), (48, 1))
 
 
 class _SepBlock(nn.Module):

@@ -426,13 +426,18 @@ class TCResNet8(FloatKws):
     with the mel bands as channels; 3 residual blocks (kernel 9, stride 2), width
     multiplier ``width`` on 16/24/32/48 channels."""
 
+    # (output channels, stride) of each residual block after a 16-channel stem
+    PLAN: tuple[tuple[int, int], ...] = ((24, 2), (32, 2), (48, 2))
+
     def __init__(self, config: dict) -> None:
         super().__init__()
         self.config = copy.deepcopy(config)
         k = config.get("width", 1.0)
-        ch = [int(round(v * k)) for v in (16, 24, 32, 48)]
+        ch = [int(round(16 * k))] + [int(round(c * k)) for c, _ in self.PLAN]
         self.stem = nn.Conv1d(config["n_mels"], ch[0], 3, 1, 1, bias=False)
-        self.blocks = nn.Sequential(*[_TCBlock(ch[i], ch[i + 1], 2) for i in range(3)])
+        self.blocks = nn.Sequential(
+            *[_TCBlock(ch[i], ch[i + 1], s) for i, (_, s) in enumerate(self.PLAN)]
+        )
         self.drop = nn.Dropout(config.get("dropout", 0.2))
         self.fc = nn.Linear(ch[-1], config["n_classes"])
         self.labels: list[str] | None = None
