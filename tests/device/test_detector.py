@@ -20,19 +20,9 @@ from bnnkws.tools.device.detector import (
     DetectorConfig,
     posteriors,
 )
+from bnnkws.tools.host import hostlib
 
-CDEF = """
-typedef struct { uint8_t n_classes; uint8_t smooth; uint8_t temp_shift; uint8_t pad;
-                 uint16_t refractory; uint16_t thr[16]; } bk_det_config_t;
-typedef struct { uint32_t frame; uint8_t label; uint16_t posterior; } bk_detection_t;
-typedef struct { bk_det_config_t cfg; uint16_t hist[8][16]; uint32_t sums[16];
-                 uint8_t pos; uint8_t held; uint8_t have_last; uint32_t last_frame; } bk_det_t;
-int bk_det_config_check(const bk_det_config_t *cfg);
-void bk_det_init(bk_det_t *d, const bk_det_config_t *cfg);
-void bk_det_reset(bk_det_t *d);
-void bk_det_posteriors(const int32_t *scores, unsigned n, unsigned temp_shift, uint16_t *post);
-int bk_det_push(bk_det_t *d, const int32_t *scores, uint32_t frame, bk_detection_t *out);
-"""
+CDEF = hostlib.DET_CDEF  # the declarations the host library itself uses
 
 INT32 = st.integers(-(2**31), 2**31 - 1)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shlex
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from bnnkws.generator.frontend import FrontendParams
 from bnnkws.generator.training.checkpoint import load_checkpoint
 from bnnkws.generator.training.model import BnnKws
 from bnnkws.generator.training.train import DataSpec, evaluate, load_split
+from bnnkws.tools.bench.machine import machine
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def measure_model(name: str, path: Path, tests: list[TestSet], cache: Path | Non
 def measure(models: dict[str, Path], ablation: dict[str, Path], tests: list[TestSet],
             cache: Path | None = None, log=print) -> dict:
     """Measure every model and ablation checkpoint; the saved-results document."""
-    res = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {platform.system()}",
+    res = {"date": time.strftime("%Y-%m-%d"), "machine": machine(),
            "tests": [{"name": t.name, "about": t.about} for t in tests], "models": [], "ablation": []}
     for group, items in (("models", models), ("ablation", ablation)):
         for name, path in items.items():

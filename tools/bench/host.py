@@ -17,7 +17,6 @@ window of 49 x 40 int8 features):
 
 from __future__ import annotations
 
-import platform
 import re
 import shutil
 import statistics
@@ -33,6 +32,7 @@ from bnnkws.generator.base.paths import build_dir
 from bnnkws.generator.codegen.emit_c import emit_c
 from bnnkws.generator.export import blob as blobmod
 from bnnkws.generator.integer.intmodel import ConvLayer, IntegerModel
+from bnnkws.tools.bench.machine import machine
 from bnnkws.tools.host import build
 from bnnkws.tools.host.hostlib import CFrontend, CNet, ffi
 from bnnkws.tools.host.verify import random_inputs
@@ -206,14 +206,6 @@ def run_bench(model: IntegerModel, torch_model=None, description: str = "") -> B
         "swar": count_instructions(model_dir, bench_dir, builtin=False),
         "builtin": count_instructions(model_dir, bench_dir, builtin=True),
     }
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return BenchResult(
         blobmod.model_hash(data),
         description,
@@ -221,7 +213,7 @@ def run_bench(model: IntegerModel, torch_model=None, description: str = "") -> B
         times,
         instr,
         len(data),
-        f"{cpu}, {platform.system()} {platform.machine()}",
+        machine(),
         instruction_split(bench_dir),
     )
 

@@ -27,7 +27,6 @@ detector over the stored integer scores (their posteriors, computed once).
 from __future__ import annotations
 
 import io
-import platform
 import shutil
 import time
 from collections import Counter
@@ -48,6 +47,7 @@ from bnnkws.generator.export.detector_config import (
     DetectorConfig,
 )
 from bnnkws.generator.export.loading import load_any
+from bnnkws.tools.bench.machine import machine
 from bnnkws.tools.device import protocol as P
 from bnnkws.tools.device.detector import EXP2_NEG_Q15, Detection, Detector
 from bnnkws.tools.device.firmware import build_firmware
@@ -495,16 +495,6 @@ def plot_det(
 # --------------------------------------------------------------------------------------
 # The whole bench (what `bnnkws bench streaming` runs)
 # --------------------------------------------------------------------------------------
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {platform.system()} {platform.machine()}"
 
 
 @dataclass
