@@ -138,7 +138,10 @@ class BnnLayer(nn.Module):
 # --------------------------------------------------------------------------------------
 # Architecture configuration
 # --------------------------------------------------------------------------------------
-BNN_PRESETS = ("structured", "dense", "compact")
+BNN_PRESETS = ("structured", "dense", "compact", "wide")
+
+# channels of the first and hidden layers, channels per class before the last layer
+_WIDTHS = {"structured": (128, 12), "dense": (128, 12), "compact": (64, 6), "wide": (256, 18)}
 
 
 def bnn_preset(name: str, n_classes: int = 10) -> dict:
@@ -156,11 +159,18 @@ def bnn_preset(name: str, n_classes: int = 10) -> dict:
     ``compact``: ``structured`` at half the width (64 channels, 6 per class: hidden
     fan-in 192, last fan-in 42), about a quarter of the binary work and half the int8
     work — the shape sized for the Cortex-M4 budget of docs/BENCH_MCU.md.
+    ``wide``: ``structured`` at twice the width (256 channels, 18 per class: hidden
+    fan-in 768, last fan-in 7 * 18 = 126 < 128, so the scores still never overflow at
+    N >= 8), about twice the int8 work and three to four times the binary work of
+    ``structured`` — the more accurate shape once the firmware computes only the new
+    time steps of each layer.
+    The first layer's 16-bit accumulator holds for every width: its fan-in is
+    40 * 3 = 120 int8 inputs whatever the output channels, |sum| <= 120 * 128 < 2^15.
     Accumulator and batch-norm kind are set by the caller (see :func:`bnn_config`).
     """
     if name not in BNN_PRESETS:
         raise ValueError(f"unknown BNN preset {name!r}, expected one of {', '.join(BNN_PRESETS)}")
-    width, per_class = (64, 6) if name == "compact" else (128, 12)
+    width, per_class = _WIDTHS[name]
     structured = name != "dense"
     return {
         "kind": "bnn",

@@ -133,6 +133,29 @@ def test_a_torch_difference_is_caught(loaded):
     assert not res.ok and res.first.impl == "torch" and res.first.stage.startswith("layer 0 (")
 
 
+@pytest.mark.parametrize("preset", ["structured", "wide"])
+def test_full_size_presets_export_and_agree(tmp_path, preset):
+    """The shipped shapes at their real width (10 classes, 8-bit wrap): checkpoint -> blob
+    -> C, and the C library agrees with the integer model and torch layer by layer."""
+    torch.manual_seed(3)
+    model = BnnKws(bnn_config(preset, 10, 8, "wrap"))
+    g = torch.Generator().manual_seed(3)
+    for layer in model.conv_layers():  # batch-norm statistics in a realistic range
+        bn, fan = layer.bn, layer.conv.fan_in
+        scale = 60.0 if layer.conv.input_kind == "int8" else 1.0
+        with torch.no_grad():
+            bn.running_mean.copy_(torch.randn(bn.channels, generator=g) * scale * fan**0.5 * 0.3)
+            bn.running_var.copy_((torch.rand(bn.channels, generator=g) + 0.5) * scale**2 * fan)
+    model.eval()
+    path = tmp_path / f"{preset}.pt"
+    save_checkpoint(path, model, ["_silence_", "_unknown_", *[f"w{i}" for i in range(8)]])
+    loaded = load_any(path)
+    assert loaded.model.layers[0].c_out == (256 if preset == "wide" else 128)
+    res = verify_model(loaded, n_inputs=3, seed=5, micropython=False)
+    assert res.ok, res.first.message()
+    assert all(res.status[s]["C"] == "ok" for s in res.stages[1:])
+
+
 # --------------------------------------------------------------------------------------
 # command line
 # --------------------------------------------------------------------------------------

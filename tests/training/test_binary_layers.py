@@ -21,7 +21,7 @@ from bnnkws.generator.training.binary_layers import (
     step_ste,
     wrap_tensor,
 )
-from bnnkws.generator.training.model import BnnKws, bnn_config
+from bnnkws.generator.training.model import BNN_PRESETS, BnnKws, bnn_config
 from bnnkws.generator.training.shift_bn import ShiftBatchNorm, ap2, apply_shiftbn, apply_threshold
 
 
@@ -205,7 +205,7 @@ def _randomised(model: BnnKws, seed: int) -> BnnKws:
     return model.eval()
 
 
-@pytest.mark.parametrize("preset", ["structured", "dense", "compact"])
+@pytest.mark.parametrize("preset", BNN_PRESETS)
 @pytest.mark.parametrize("bits,mode", [(4, "wrap"), (6, "saturate"), (8, "wrap"), (8, "saturate"),
                                        (13, "saturate"), (32, "wrap")])
 def test_integer_forward_equals_integer_model(preset, bits, mode):
@@ -230,6 +230,29 @@ def test_integer_forward_equals_integer_model(preset, bits, mode):
     for conv, layer, xin in zip(model.binary_convs(), convs, conv_inputs, strict=True):
         want = layer.accumulate(xin).transpose(0, 2, 1)
         np.testing.assert_array_equal(conv.last_acc.numpy().astype(np.int64), want)
+
+
+@pytest.mark.parametrize("preset", [p for p in BNN_PRESETS if p != "dense"])
+def test_grouped_last_layer_scores_never_overflow_at_8_bits(preset):
+    """The {0,1} presets' last layer sees 7 steps of its own class's channels: fan-in < 128."""
+    from bnnkws.generator.integer.certificate import model_certificate
+
+    cfg = bnn_config(preset, 10, 8, "wrap")
+    model = _randomised(BnnKws(cfg), 8)
+    last = model_certificate(to_integer_model(model))[-1]
+    per_class = cfg["blocks"][-1]["c_out"] // cfg["n_classes"]
+    assert last.fan_in == 7 * per_class < 128
+    assert last.min_bits <= 8 and not last.can_overflow
+
+
+def test_the_cli_offers_every_preset():
+    import argparse
+
+    from bnnkws.tools.commands.train import add_model_args
+
+    p = argparse.ArgumentParser()
+    add_model_args(p)
+    assert [p.parse_args(["--preset", name]).preset for name in BNN_PRESETS] == list(BNN_PRESETS)
 
 
 def test_integer_model_layers_carry_the_accumulator_settings():

@@ -64,7 +64,7 @@ def add_data_args(p: argparse.ArgumentParser, keywords: bool = True) -> None:
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=("bnn", "dscnn", "tcresnet8"), default="bnn",
                    help="bnn (default), or a float baseline: dscnn (MLPerf Tiny KWS shape), tcresnet8")
-    p.add_argument("--preset", choices=("structured", "dense", "compact"), default="structured",
+    p.add_argument("--preset", choices=("structured", "dense", "compact", "wide"), default="structured",
                    help="BNN architecture (default structured; see docs/ABLATION.md)")
     p.add_argument("--acc-bits", type=int, default=8, help="accumulator bits of the binary layers, 4..32 (default 8)")
     p.add_argument("--acc-mode", choices=("wrap", "saturate"), default="wrap", help="overflow mode (default wrap)")
