@@ -146,6 +146,14 @@ void bk_conv_accumulate(const bk_layer_t *L, const void *x, uint32_t t_in, int32
 /* Output y of one layer (bits rows, or int32 rows) over an input of t_in steps. */
 void bk_layer_forward(const bk_layer_t *L, const void *x, uint32_t t_in, void *y,
                       uint32_t *scratch);
+/* One output step at a time (bk_layer_forward is these two over every step): the layer's
+ * kernel path (BK_PATH_*) after its once-per-call preparation in scratch (the column
+ * kernel's threshold planes), then output step t of input x into the row y. The scratch
+ * must stay untouched between bk_layer_begin and the steps that follow it. */
+enum { BK_PATH_POOL = 0, BK_PATH_COLUMN = 1, BK_PATH_INT8_BITS = 2, BK_PATH_ACC = 3 };
+int bk_layer_begin(const bk_layer_t *L, uint32_t *scratch);
+void bk_layer_step(const bk_layer_t *L, int path, const void *x, uint32_t t, void *y,
+                   uint32_t *scratch);
 /* Words of work memory bk_model_run needs (equals m->work_words of generated models). */
 uint32_t bk_model_work_words_needed(const bk_model_t *m);
 /* Scores [n_classes] of features [n_frames][n_mels]; returns the predicted class. */
@@ -156,6 +164,45 @@ uint32_t bk_model_run(const bk_model_t *m, const int8_t *feats, int32_t *scores,
 typedef void (*bk_layer_done_fn)(uint32_t i, void *ctx);
 uint32_t bk_model_run_each(const bk_model_t *m, const int8_t *feats, int32_t *scores,
                            uint32_t *work, bk_layer_done_fn after_layer, void *ctx);
+
+/* ---- bnn_stream.c: streaming inference ------------------------------------------------
+ * The scores of bk_model_run on a window, computing only the time steps the previous
+ * windows did not. Output step t of layer i on the window whose first feature row is the
+ * stream's frame `start` depends on the frames start + S_i t .. onwards only (S_i: the
+ * product of the strides and pooling factors of layers 0..i), never on where the window
+ * starts. So each hidden layer keeps its outputs in a ring keyed by that absolute position
+ * p = start + S_i t (a tag per slot); a window computes, layer by layer, only the positions
+ * its ring does not hold, each from the rows it reads of the layer below (gathered from
+ * that layer's ring; the features for layer 0). The last layer runs once per window.
+ * Results equal bk_model_run on the same window bit for bit for any sequence of windows
+ * (tests/codegen/test_stream.py); the stride only sizes the rings:
+ *   ring i holds R_i = (T_i - 1) S_i / g_i + 1 rows, g_i = gcd(stride, S_i),
+ * enough for one window whatever its start, with slot (p / g_i) mod R_i. When every window
+ * starts `stride` frames after the last one, layer i computes stride / g_i new steps per
+ * window (at stride 4 on a net of total stride 4: 2, 2, 1, 1, 1 instead of 24, 22, 11, 9, 7).
+ * Positions are uint32 frame counts: a stream longer than 2^32 - n_frames frames must be
+ * reset (bk_stream_reset). */
+typedef struct {
+    const bk_model_t *model;
+    uint32_t *state;  /* bk_stream_state_words(model, stride) words: the rings and tags */
+    uint16_t stride;  /* the stride the rings are sized for */
+    uint32_t steps;   /* output steps computed since init or reset (all layers) */
+} bk_stream_t;
+/* Words of ring state for windows `stride` frames apart (stride 1: any stride at full
+ * efficiency; generated models: BK_MODEL_STREAM_WORDS). */
+uint32_t bk_stream_state_words(const bk_model_t *m, uint32_t stride);
+/* Words of work memory for bk_stream_run (gathered inputs and a layer's scratch; not
+ * kept between windows: may share memory with the front-end's FFT work). */
+uint32_t bk_stream_work_words(const bk_model_t *m);
+/* state: bk_stream_state_words(m, stride) words; stride >= 1. Starts empty. */
+void bk_stream_init(bk_stream_t *s, const bk_model_t *m, uint32_t stride, uint32_t *state);
+/* Forget every stored step (a new stream). */
+void bk_stream_reset(bk_stream_t *s);
+/* Scores [n_classes] of the window feats [n_frames][n_mels] whose first row is frame
+ * `start` of the stream; returns the predicted class. after_layer as in bk_model_run_each
+ * (called for every layer, also one that had nothing new to compute). */
+uint32_t bk_stream_run(bk_stream_t *s, const int8_t *feats, uint32_t start, int32_t *scores,
+                       uint32_t *work, bk_layer_done_fn after_layer, void *ctx);
 
 /* ---- operation counters (host library built with BK_COUNT_OPS=1 only) -------------
  * The operations these kernels execute, in the units of the accelerator model

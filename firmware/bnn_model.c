@@ -42,6 +42,42 @@ void bk_conv_accumulate(const bk_layer_t *L, const void *x, uint32_t t_in, int32
     for (uint32_t t = 0; t < t_out; t++) conv_step(L, x, t, acc + (size_t)t * L->c_out, scratch);
 }
 
+int bk_layer_begin(const bk_layer_t *L, uint32_t *scratch) {
+    if (L->kind == BK_LAYER_POOL_OR) return BK_PATH_POOL;
+    if (bk_weights_by_column(L)) { /* threshold fused into the kernel: bits directly */
+        bk_bconv_bin_prepare(L, scratch + L->c_out);
+        return BK_PATH_COLUMN;
+    }
+    if (L->input == BK_IN_INT8 && L->output == BK_OUT_THRESHOLD) return BK_PATH_INT8_BITS;
+    return BK_PATH_ACC;
+}
+
+void bk_layer_step(const bk_layer_t *L, int path, const void *x, uint32_t t, void *y,
+                   uint32_t *scratch) {
+    switch (path) {
+    case BK_PATH_POOL: {
+        const uint32_t words = BK_WORDS(L->c_in);
+        bk_pool_or((const uint32_t *)x + (size_t)t * L->kernel * words, L->kernel, words,
+                   L->kernel, (uint32_t *)y);
+        return;
+    }
+    case BK_PATH_COLUMN:
+        bk_bconv_bin_step_bits(L, (const uint32_t *)x, t, (uint32_t *)y, scratch + L->c_out);
+        return;
+    case BK_PATH_INT8_BITS:
+        bk_bconv_int8_step_bits(L, (const int8_t *)x, t, (uint32_t *)y, scratch);
+        return;
+    default: {
+        int32_t *acc = (int32_t *)scratch; /* one row of accumulators, then the fan-in */
+        conv_step(L, x, t, acc, scratch + L->c_out);
+        if (L->output == BK_OUT_SHIFTBN)
+            bk_shiftbn_row(L, acc, (int32_t *)y);
+        else
+            bk_threshold_row(L, acc, (uint32_t *)y);
+    }
+    }
+}
+
 void bk_layer_forward(const bk_layer_t *L, const void *x, uint32_t t_in, void *y,
                       uint32_t *scratch) {
     if (L->kind == BK_LAYER_POOL_OR) {
@@ -49,27 +85,9 @@ void bk_layer_forward(const bk_layer_t *L, const void *x, uint32_t t_in, void *y
         return;
     }
     const uint32_t t_out = bk_layer_out_len(L, t_in), row = bk_layer_row_words(L);
-    if (bk_weights_by_column(L)) { /* threshold fused into the kernel: bits directly */
-        bk_bconv_bin_prepare(L, scratch + L->c_out);
-        for (uint32_t t = 0; t < t_out; t++)
-            bk_bconv_bin_step_bits(L, (const uint32_t *)x, t, (uint32_t *)y + (size_t)t * row,
-                                   scratch + L->c_out);
-        return;
-    }
-    if (L->input == BK_IN_INT8 && L->output == BK_OUT_THRESHOLD) {
-        for (uint32_t t = 0; t < t_out; t++)
-            bk_bconv_int8_step_bits(L, (const int8_t *)x, t, (uint32_t *)y + (size_t)t * row,
-                                    scratch);
-        return;
-    }
-    int32_t *acc = (int32_t *)scratch; /* one row of accumulators, then the fan-in */
-    for (uint32_t t = 0; t < t_out; t++) {
-        conv_step(L, x, t, acc, scratch + L->c_out);
-        if (L->output == BK_OUT_SHIFTBN)
-            bk_shiftbn_row(L, acc, (int32_t *)y + (size_t)t * row);
-        else
-            bk_threshold_row(L, acc, (uint32_t *)y + (size_t)t * row);
-    }
+    const int path = bk_layer_begin(L, scratch);
+    for (uint32_t t = 0; t < t_out; t++)
+        bk_layer_step(L, path, x, t, (uint32_t *)y + (size_t)t * row, scratch);
 }
 
 static uint32_t activation_words(const bk_model_t *m) {

@@ -1,14 +1,13 @@
 /* Keyword spotting as a library: see kws_lib.h. The same pipeline as the firmware's
- * firmware/app/kws.c (front-end row per hop, window, network every `stride` rows,
- * detector), without the board: no timers, no globals. */
+ * firmware/app/kws.c (front-end row per hop, window, streaming network every `stride`
+ * rows, detector), without the board: no timers, no globals. */
 #include "kws_lib.h"
 
 #include <string.h>
 
 size_t bk_kws_mem_bytes(const bk_model_t *m) {
-    const size_t words = m->work_words > bk_model_work_words_needed(m) ? m->work_words
-                                                                       : bk_model_work_words_needed(m);
-    return BK_KWS_MEM_BYTES(m->n_frames, m->n_mels, words);
+    return BK_KWS_MEM_BYTES(m->n_frames, m->n_mels, bk_stream_state_words(m, 1u),
+                            bk_stream_work_words(m));
 }
 
 void bk_kws_default_config(const bk_model_t *m, bk_kws_config_t *cfg) {
@@ -41,7 +40,8 @@ int bk_kws_init(bk_kws_t *k, const bk_model_t *m, const bk_kws_config_t *cfg, vo
     k->callback = callback;
     k->user = user;
     k->window = (int8_t *)mem;
-    k->work = (uint32_t *)((uint8_t *)mem + BK_KWS_WINDOW_BYTES(m->n_frames, m->n_mels));
+    k->state = (uint32_t *)((uint8_t *)mem + BK_KWS_WINDOW_BYTES(m->n_frames, m->n_mels));
+    k->work = k->state + bk_stream_state_words(m, 1u);
     bk_det_init(&k->det, &k->cfg.det);
     bk_kws_reset(k);
     return BK_KWS_OK;
@@ -50,6 +50,7 @@ int bk_kws_init(bk_kws_t *k, const bk_model_t *m, const bk_kws_config_t *cfg, vo
 void bk_kws_reset(bk_kws_t *k) {
     bk_fe_stream_init(&k->fe);
     bk_det_reset(&k->det);
+    bk_stream_init(&k->stream, k->model, 1u, k->state);
     k->frames = 0;
 }
 
@@ -63,7 +64,7 @@ void bk_kws_push_features(bk_kws_t *k, const int8_t *row) {
     bk_kws_event_t ev;
     memset(&ev, 0, sizeof(ev));
     ev.frame = k->frames - 1u;
-    bk_model_run(m, k->window, k->scores, k->work);
+    bk_stream_run(&k->stream, k->window, k->frames - m->n_frames, k->scores, k->work, 0, 0);
     ev.scores = k->scores;
     ev.n_classes = m->n_classes;
     ev.detected = bk_det_push(&k->det, k->scores, ev.frame, &ev.detection);

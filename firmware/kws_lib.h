@@ -1,7 +1,7 @@
 /* Keyword spotting as a library: PCM in, detections out, three calls.
  *
  *     static uint32_t mem[BK_KWS_MEM_WORDS(BK_MODEL_N_FRAMES, BK_MODEL_N_MELS,
- *                                          BK_MODEL_WORK_WORDS)];
+ *                                          BK_MODEL_STREAM_WORDS, BK_MODEL_STREAM_WORK_WORDS)];
  *     static bk_kws_t kws;
  *     bk_kws_init(&kws, &bk_model, NULL, mem, sizeof mem, on_event, user);
  *     bk_kws_push(&kws, samples, n);        (any number of int16 samples, any split)
@@ -9,14 +9,16 @@
  *
  * The pipeline is the firmware's (firmware/app/kws.c): the integer front-end makes one
  * int8 feature row per hop (frontend.h); the rows fill a window of n_frames rows (oldest
- * first); once it is full, the network runs on the window every `stride` rows
- * (bk_model_run, bnn.h) and the streaming detector (detector.h) turns the scores into
- * detections. Everything is integer and bit-exact with the host library and the numpy
+ * first); once it is full, the network runs on the window every `stride` rows,
+ * computing only the time steps earlier windows did not (bk_stream_run, bnn.h: the scores
+ * of bk_model_run bit for bit), and the streaming detector (detector.h) turns the scores
+ * into detections. Everything is integer and bit-exact with the host library and the numpy
  * reference (generator/integer/intmodel.py, tools/device/detector.py).
  *
  * Memory: bk_kws_t holds the stream and detector state; `mem` (word-aligned, at least
- * bk_kws_mem_bytes(model) bytes) holds the feature window and the work area that the
- * front-end's FFT and the network share (they are never live at the same time). No
+ * bk_kws_mem_bytes(model) bytes) holds the feature window, the layers' past outputs
+ * (streaming state) and the work area that the front-end's FFT and the network share
+ * (they are never live at the same time). No
  * allocation, no globals: several instances can run side by side. Not re-entrant per
  * instance (one bk_kws_push at a time on one bk_kws_t).
  *
@@ -34,15 +36,17 @@
 #include "detector.h"
 #include "frontend.h"
 
-/* bytes of `mem` for a model of n_frames x n_mels features and work_words of network
- * work memory (bk_model_t.work_words): the window, then max(FFT work, network work) */
+/* bytes of `mem` for a model of n_frames x n_mels features, stream_words of streaming
+ * state and work_words of network work memory (a generated model.h:
+ * BK_MODEL_STREAM_WORDS, BK_MODEL_STREAM_WORK_WORDS): the window, the streaming state,
+ * then max(FFT work, network work) */
 #define BK_KWS_WINDOW_BYTES(n_frames, n_mels) ((((size_t)(n_frames) * (n_mels)) + 3u) & ~(size_t)3u)
 #define BK_KWS_MAX(a, b) ((a) > (b) ? (a) : (b))
-#define BK_KWS_MEM_BYTES(n_frames, n_mels, work_words)                                    \
-    (BK_KWS_WINDOW_BYTES(n_frames, n_mels) +                                               \
+#define BK_KWS_MEM_BYTES(n_frames, n_mels, stream_words, work_words)                      \
+    (BK_KWS_WINDOW_BYTES(n_frames, n_mels) + (size_t)(stream_words) * sizeof(uint32_t) +   \
      BK_KWS_MAX(sizeof(bk_fe_work_t), (size_t)(work_words) * sizeof(uint32_t)))
-#define BK_KWS_MEM_WORDS(n_frames, n_mels, work_words) \
-    ((BK_KWS_MEM_BYTES(n_frames, n_mels, work_words) + 3u) / 4u)
+#define BK_KWS_MEM_WORDS(n_frames, n_mels, stream_words, work_words) \
+    ((BK_KWS_MEM_BYTES(n_frames, n_mels, stream_words, work_words) + 3u) / 4u)
 
 /* largest n_mels (one feature row lives on the stack of bk_kws_push) */
 #define BK_KWS_MAX_MELS 256u
@@ -83,7 +87,9 @@ typedef struct {
     bk_kws_callback_t callback;
     void *user;
     int8_t *window;  /* [n_frames][n_mels], in mem */
+    uint32_t *state; /* streaming state (bk_stream_state_words(model, 1)), in mem */
     uint32_t *work;  /* FFT work / network work, in mem */
+    bk_stream_t stream;
     uint32_t frames; /* feature rows since the start or the last reset */
     bk_fe_stream_t fe;
     bk_det_t det;

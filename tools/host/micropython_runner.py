@@ -122,3 +122,29 @@ def run_model_audio(
         )
         raw = np.frombuffer((t / "out.i32").read_bytes(), dtype="<i4").astype(np.int64)
     return [(outs[0].astype(np.int8), outs[1:]) for outs in _split(raw, shapes, len(clips))]
+
+
+def run_stream(
+    model, blob: bytes, rows: np.ndarray, stride: int, timeout: float = 600.0
+) -> np.ndarray:
+    """Scores of every window of a feature stream, by reference/bnn.py's Stream under micropython.
+
+    rows: int8 [R, n_mels], one feature row per hop; windows of n_frames rows start at
+    rows 0, stride, 2 stride, ... Returns int64 [n_windows, n_classes].
+    """
+    x = np.ascontiguousarray(rows, dtype=np.int8)
+    n_windows = max(0, (x.shape[0] - model.n_frames) // stride + 1)
+    with tempfile.TemporaryDirectory(prefix="bnnkws-mpy-") as tmp:
+        t = Path(tmp)
+        (t / "model.bkim").write_bytes(blob)
+        (t / "rows.s8").write_bytes(x.tobytes())
+        run_script(
+            "run_model.py",
+            [str(t / "model.bkim"), str(t / "out.i32"), "stream", str(t / "rows.s8"), str(stride)],
+            timeout,
+        )
+        raw = np.frombuffer((t / "out.i32").read_bytes(), dtype="<i4").astype(np.int64)
+    n = len(model.labels)
+    if raw.size != n_windows * n:
+        raise BuildError(f"micropython stream wrote {raw.size} values, expected {n_windows * n}")
+    return raw.reshape(n_windows, n)
