@@ -249,6 +249,43 @@ def test_scores_equal_the_host_library_and_micropython_bit_for_bit(small_model, 
     assert stats.stack_used + 256 < stats.stack_size
 
 
+def test_board_streaming_inference_equals_the_full_window_and_costs_less(build_root):
+    """On the board: the same stream with streaming inference (the default) and with every
+    window recomputed whole (CONFIG flag FULL_WINDOW) gives the same scores, which are the
+    host library's full-window scores, from a cold start and after a reset; streaming costs
+    a fraction of the full window's instructions."""
+    from bnnkws.tools.host.hostlib import CFrontend, CNet
+
+    model = random_integer_model(21, arch="structured", n_classes=4, first_bits=16)
+    elf = build(model, "mps2-an386", build_root, "structured4")
+    audio = speechlike(6.0, seed=5)
+    det = DetectorConfig.for_labels(model.labels)
+    emu, link = session(elf)
+    try:
+        runs = {}
+        for name, flags in (("full", P.SEND_RESULT | P.FULL_WINDOW), ("stream", P.SEND_RESULT)):
+            link.reset_stream()
+            link.configure(P.Config(5, det, flags))
+            before = link.get_stats()
+            results, _ = collect(link, audio)
+            after = link.get_stats()
+            ticks = after.infer_ticks_total - before.infer_ticks_total
+            runs[name] = (results, ticks / (after.inferences - before.inferences))
+        link.shutdown()
+    finally:
+        link.close()
+        emu.stop()
+    full, stream = runs["full"][0], runs["stream"][0]
+    assert [r.frame for r in stream] == [r.frame for r in full] and len(stream) > 40
+    assert [list(r.scores) for r in stream] == [list(r.scores) for r in full]
+    feats = CFrontend(model.frontend).features(audio)
+    windows = np.stack([feats[r.frame - 48 : r.frame + 1] for r in stream])
+    host, _ = CNet.build(model).scores(windows)
+    assert np.array_equal(np.array([r.scores for r in stream], dtype=np.int32), host)
+    # 2-4x fewer instructions per inference on average at stride 5 (cold start included)
+    assert runs["stream"][1] < 0.5 * runs["full"][1], runs
+
+
 def test_keywords_separated_by_noise_give_the_expected_detections(build_root):
     model, det = beep_model()
     elf = build(model, "mps2-an386", build_root, "beep")

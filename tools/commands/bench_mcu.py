@@ -63,6 +63,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="add mps2-an385 (Cortex-M3) to --cores (which has it by default)",
     )
     p.add_argument(
+        "--strides",
+        type=int,
+        nargs="*",
+        default=[4],
+        metavar="K",
+        help="more inference strides (hops) to run the first model at on the Cortex-M4, besides "
+        "the firmware's 5 (default 4: the network's own time step, where streaming computes "
+        "each layer step once; none to skip)",
+    )
+    p.add_argument(
         "--doc", type=Path, default=None, help="write the report as markdown (docs/BENCH_MCU.md)"
     )
     p.set_defaults(func=_bench_mcu)
@@ -103,6 +113,13 @@ def _bench_mcu(args: argparse.Namespace) -> int:
     extra = [t for t in dict.fromkeys(cores) if t != DEFAULT_BOARD]
     for i, t in enumerate(extra):
         cases.insert(1 + i, McuCase(f"{first.name}-{t}", first.description, first.model, t))
+    for j, k in enumerate(k for k in dict.fromkeys(args.strides) if k != first.stride):
+        if not 1 <= k <= 0xFFFF:
+            raise BuildError(f"--strides: {k} hops, expected 1..65535")
+        cases.insert(
+            1 + len(extra) + j,
+            McuCase(f"{first.name}-stride{k}", first.description, first.model, DEFAULT_BOARD, k),
+        )
     root = default_build_root() / "bench-mcu"
     results = []
     for case in cases:
@@ -116,6 +133,7 @@ def _bench_mcu(args: argparse.Namespace) -> int:
             + f" --mode {args.mode}"
             + (f" --cores {' '.join(args.cores)}" if args.cores is not None else "")
             + (" --m3" if args.m3 else "")
+            + " ".join([" --strides", *map(str, args.strides)])
             + f" --doc {args.doc}"
         )
         write_atomic(args.doc, format_doc(results, cmd))
