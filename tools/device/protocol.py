@@ -463,6 +463,7 @@ def unpack_stats(payload: bytes) -> Stats:
 
 SEND_RESULT = 0x01
 SEND_DETECTION = 0x02
+FULL_WINDOW = 0x04  # recompute every window whole (the reference of streaming inference)
 
 
 @dataclass(frozen=True)
