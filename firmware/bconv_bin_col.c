@@ -385,11 +385,18 @@ static void transpose32(uint32_t *a, uint32_t rows) {
             }
 }
 
+uint32_t bk_bconv_bin_prep_words(const bk_layer_t *L) {
+    return (uint32_t)L->groups * BK_WORDS(L->c_out / L->groups) * COL_PREP_WORDS(L->acc_bits);
+}
+
 void bk_bconv_bin_prepare(const bk_layer_t *L, uint32_t *scratch) {
+    bk_bconv_bin_prepare_at(L, col_prep(L, scratch));
+}
+
+void bk_bconv_bin_prepare_at(const bk_layer_t *L, uint32_t *pr) {
     const uint32_t og = (uint32_t)L->c_out / L->groups, nwo = BK_WORDS(og);
     const unsigned bits = L->acc_bits;
     const int32_t lo = bk_acc_lo(bits), hi = bk_acc_hi(bits);
-    uint32_t *pr = col_prep(L, scratch);
     for (uint32_t g = 0; g < L->groups; g++)
         for (uint32_t j = 0; j < nwo; j++, pr += COL_PREP_WORDS(bits)) {
             const int32_t *th = L->thr + g * og + 32u * j;
@@ -499,11 +506,15 @@ static uint32_t acc_planes_bits(const uint32_t *A, const uint32_t *pr, unsigned 
 
 void bk_bconv_bin_step_bits(const bk_layer_t *L, const uint32_t *x, uint32_t t, uint32_t *y,
                             uint32_t *scratch) {
+    bk_bconv_bin_step_bits_at(L, x, t, y, scratch, col_prep(L, scratch));
+}
+
+void bk_bconv_bin_step_bits_at(const bk_layer_t *L, const uint32_t *x, uint32_t t, uint32_t *y,
+                               uint32_t *scratch, uint32_t *pr) {
     const uint32_t cg = (uint32_t)L->c_in / L->groups, og = (uint32_t)L->c_out / L->groups;
     const uint32_t fan_in = (uint32_t)L->kernel * cg, nwo = BK_WORDS(og);
     const uint32_t *rows = x + (size_t)t * L->stride * BK_WORDS(L->c_in);
     const unsigned bits = L->acc_bits;
-    uint32_t *pr = col_prep(L, scratch);
     const uint32_t groups = L->groups;
     const uint32_t *weights = L->weights;
     BK_COUNT(thresholds, L->c_out);

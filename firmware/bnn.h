@@ -111,6 +111,14 @@ int bk_weights_by_column(const bk_layer_t *L);
  * accumulator row). bk_bconv_bin_prepare fills the scratch's threshold part once per
  * layer call; the same scratch then serves every step. */
 void bk_bconv_bin_prepare(const bk_layer_t *L, uint32_t *scratch);
+/* The same with the prepared part in its own memory pr (bk_bconv_bin_prep_words(L) words),
+ * kept as long as the caller likes: the streaming inference prepares each column layer
+ * once per stream instead of once per window (bnn_stream.c). The lanes' weight counts in
+ * it are made by the first step that needs them and then reused. */
+uint32_t bk_bconv_bin_prep_words(const bk_layer_t *L);
+void bk_bconv_bin_prepare_at(const bk_layer_t *L, uint32_t *pr);
+void bk_bconv_bin_step_bits_at(const bk_layer_t *L, const uint32_t *x, uint32_t t, uint32_t *y,
+                               uint32_t *scratch, uint32_t *pr);
 void bk_bconv_bin_step_bits(const bk_layer_t *L, const uint32_t *x, uint32_t t, uint32_t *y,
                             uint32_t *scratch);
 

@@ -1,7 +1,10 @@
 /* Streaming inference: bk_model_run's scores, computing only new time steps (bnn.h).
  *
  * State memory, in uint32 words, for every layer but the last, in layer order:
- *   [tags: R_i][rows: R_i x row_words_i]
+ *   [tags: R_i][rows: R_i x row_words_i][prepared: bk_bconv_bin_prep_words, column layers]
+ * A column layer's prepared thresholds and weight counts depend on its parameters only:
+ * made once per stream (bk_stream_reset) instead of once per window, they save what
+ * bk_layer_begin costs per window.
  * Work memory: [gathered input: max over layers i >= 1 of kernel_i x BK_WORDS(c_in_i)]
  *              [scratch: max over layers of bk_layer_scratch_words]
  * The generator computes the same state size for stride 1 (generator/codegen/emit_c.py
@@ -34,6 +37,11 @@ typedef struct {
     uint32_t *tags, *rows;
 } ring_t;
 
+/* Words of a hidden layer's prepared part in the state (column layers only). */
+static uint32_t prep_words(const bk_layer_t *L) {
+    return bk_weights_by_column(L) ? bk_bconv_bin_prep_words(L) : 0u;
+}
+
 static void ring_shape(ring_t *r, uint32_t t_out, uint32_t s_out, uint32_t stride,
                        uint32_t row_words) {
     r->granule = gcd_u32(stride, s_out);
@@ -54,7 +62,7 @@ uint32_t bk_stream_state_words(const bk_model_t *m, uint32_t stride) {
         t = bk_layer_out_len(L, t);
         s *= layer_step(L);
         ring_shape(&r, t, s, stride, bk_layer_row_words(L));
-        words += r.slots * (1u + r.row_words);
+        words += r.slots * (1u + r.row_words) + prep_words(L);
     }
     return words;
 }
@@ -97,6 +105,8 @@ void bk_stream_reset(bk_stream_t *st) {
         ring_shape(&r, t, s, st->stride, bk_layer_row_words(L));
         for (uint32_t k = 0; k < r.slots; k++) at[k] = NO_STEP;
         at += r.slots * (1u + r.row_words);
+        if (prep_words(L)) bk_bconv_bin_prepare_at(L, at);
+        at += prep_words(L);
     }
     st->steps = 0;
 }
@@ -111,11 +121,14 @@ uint32_t bk_stream_run(bk_stream_t *st, const int8_t *feats, uint32_t start, int
         const bk_layer_t *L = &m->layers[i];
         const uint32_t t_out = bk_layer_out_len(L, t), s_out = s_in * layer_step(L);
         const int last = i + 1u == m->n_layers;
+        uint32_t *prep = 0; /* a hidden column layer's prepared part, made at reset */
         if (!last) {
             ring_shape(&ring, t_out, s_out, st->stride, bk_layer_row_words(L));
             ring.tags = at;
             ring.rows = at + ring.slots;
             at += ring.slots * (1u + ring.row_words);
+            if (prep_words(L)) prep = at;
+            at += prep_words(L);
         }
         const uint32_t in_words = BK_WORDS(L->c_in), taps = L->kernel;
         int path = -1;
@@ -128,7 +141,7 @@ uint32_t bk_stream_run(bk_stream_t *st, const int8_t *feats, uint32_t start, int
                 if (ring.tags[slot] == p) continue; /* computed for an earlier window */
                 y = ring.rows + (size_t)slot * ring.row_words;
             }
-            if (path < 0) path = bk_layer_begin(L, scratch);
+            if (path < 0) path = prep ? BK_PATH_COLUMN : bk_layer_begin(L, scratch);
             const void *x;
             if (i == 0) {
                 x = feats + (size_t)(p - start) * m->n_mels;
@@ -140,7 +153,11 @@ uint32_t bk_stream_run(bk_stream_t *st, const int8_t *feats, uint32_t start, int
                 }
                 x = gather;
             }
-            bk_layer_step(L, path, x, 0, y, scratch);
+            if (prep)
+                bk_bconv_bin_step_bits_at(L, (const uint32_t *)x, 0, (uint32_t *)y, scratch + L->c_out,
+                                          prep);
+            else
+                bk_layer_step(L, path, x, 0, y, scratch);
             if (!last) ring.tags[slot] = p;
             st->steps++;
         }

@@ -229,7 +229,8 @@ def _layer_step(layer) -> int:
 def stream_state_words(model: IntegerModel, stride: int = 1) -> int:
     """bnn_stream.c bk_stream_state_words: per hidden layer a ring of
     R = (T - 1) * S / gcd(stride, S) + 1 output rows and their tags (S: the product of the
-    strides up to the layer); stride 1 sizes the rings for any stride."""
+    strides up to the layer), and a column layer's prepared thresholds and weight counts;
+    stride 1 sizes the rings for any stride."""
     words_ = 0
     s = 1
     for layer, (t, c) in list(zip(model.layers, model.shapes(), strict=True))[:-1]:
@@ -237,6 +238,8 @@ def stream_state_words(model: IntegerModel, stride: int = 1) -> int:
         g = math.gcd(max(1, stride), s)
         slots = (t - 1) * (s // g) + 1
         words_ += slots * (1 + layer_row_words(layer, c))
+        if weights_by_column(layer):  # bconv_bin_col.c bk_bconv_bin_prep_words
+            words_ += layer.groups * words(layer.c_out // layer.groups) * (layer.acc_bits + 4 + 16)
     return words_
 
 
