@@ -81,6 +81,7 @@ class McuCase:
     model: IntegerModel
     target: str = "mps2-an386"
     stride: int = 5  # hops between inferences (firmware/app/app.h BK_APP_STRIDE)
+    opt: str = "speed"  # kernels at -O2 (speed) or -Os (size)
 
 
 @dataclass
@@ -111,6 +112,7 @@ class McuResult:
     full_window: int = 0  # per inference with every window recomputed (FULL_WINDOW), mean
     full_layers: list = field(default_factory=list)  # (name, what, instructions), full window
     instructions_min: int = 0  # least streaming inference of the steady state
+    opt: str = "speed"  # how the kernels were built (McuCase.opt)
 
     @property
     def core_hz(self) -> int:
@@ -244,7 +246,7 @@ def measure(case: McuCase, build_root: Path, audio_s: float = 4.0) -> McuResult:
 
     model = case.model
     model_dir = emit_c(model)
-    fw = build_firmware(model_dir, case.target, build_root / case.name)
+    fw = build_firmware(model_dir, case.target, build_root / case.name, opt=case.opt)
     audio = bench_audio(audio_s + 1.0)
     det = DetectorConfig.of_model(model)
     flags = P.SEND_RESULT | P.SEND_DETECTION
@@ -319,6 +321,7 @@ def measure(case: McuCase, build_root: Path, audio_s: float = 4.0) -> McuResult:
         ),
         full_layers=per_layer(full),
         instructions_min=instr(st.infer_ticks_min),
+        opt=case.opt,
     )
 
 
@@ -406,7 +409,11 @@ def _core_table(rows: list[McuResult]) -> list[str]:
     ]
 
 
-def _closing(rows: list[McuResult], strides: list[McuResult] | None = None) -> list[str]:
+def _closing(
+    rows: list[McuResult],
+    strides: list[McuResult] | None = None,
+    sized: list[McuResult] | None = None,
+) -> list[str]:
     """The default model against issue 12's starting point and targets."""
     from bnnkws.tools.device.qemu import MACHINES
 
@@ -458,6 +465,17 @@ def _closing(rows: list[McuResult], strides: list[McuResult] | None = None) -> l
             f"always-on {r.always_on_per_s / 1e6:.2f} M/s, of which the front-end "
             f"{r.frontend_per_hop / r.hop_s / 1e6:.2f} M/s."
             for r in strides or []
+        )
+        + "".join(
+            f" Kernels and front-end built for size (`bnnkws build --opt size`, -Os): flash "
+            f"{r.flash:,} B against {ref.flash:,} B ({ref.flash - r.flash:,} B less; kernels "
+            f"{r.flash_by_part.get('kernels', 0):,} B against {ref.flash_by_part.get('kernels', 0):,} B, "
+            f"front-end code {r.flash_by_part.get('front-end code', 0):,} B against "
+            f"{ref.flash_by_part.get('front-end code', 0):,} B) for {r.instructions:,} instructions per "
+            f"inference against {ref.instructions:,} and {r.frontend_per_hop:,} per hop against "
+            f"{ref.frontend_per_hop:,}: always-on {r.always_on_per_s / 1e6:.2f} M/s against "
+            f"{ref.always_on_per_s / 1e6:.2f} M/s."
+            for r in sized or []
         ),
         "",
     ]
@@ -472,11 +490,17 @@ def format_doc(results: list[McuResult], command: str) -> str:
         and r.model_hash == first.model_hash
         and r.description == first.description
         and r.stride == first.stride
+        and r.opt == first.opt
     ]
     strides = [
         r
         for r in results
         if first and r.model_hash == first.model_hash and r.stride != first.stride
+    ]
+    sized = [
+        r
+        for r in results
+        if first and r.model_hash == first.model_hash and r.opt != first.opt
     ]
     out = [
         "# Cortex-M benchmark (emulated cores)",
@@ -496,7 +520,7 @@ def format_doc(results: list[McuResult], command: str) -> str:
     ]
     if len(cores) > 1:
         out += [f"## Cores ({first.case}: {first.description})", "", *_core_table(cores), ""]
-    out += _closing(cores, strides)
+    out += _closing(cores, strides, sized)
     out += [
         "## Summary",
         "",

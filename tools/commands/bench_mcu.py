@@ -73,6 +73,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "each layer step once; none to skip)",
     )
     p.add_argument(
+        "--size",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the first model with the kernels built for size (-Os, `bnnkws build "
+        "--opt size`) on the Cortex-M4: the flash-for-instructions trade (default on)",
+    )
+    p.add_argument(
         "--doc", type=Path, default=None, help="write the report as markdown (docs/BENCH_MCU.md)"
     )
     p.set_defaults(func=_bench_mcu)
@@ -120,6 +127,12 @@ def _bench_mcu(args: argparse.Namespace) -> int:
             1 + len(extra) + j,
             McuCase(f"{first.name}-stride{k}", first.description, first.model, DEFAULT_BOARD, k),
         )
+    if args.size:
+        at = 1 + len(extra) + len([k for k in dict.fromkeys(args.strides) if k != first.stride])
+        cases.insert(
+            at,
+            McuCase(f"{first.name}-Os", first.description, first.model, DEFAULT_BOARD, opt="size"),
+        )
     root = default_build_root() / "bench-mcu"
     results = []
     for case in cases:
@@ -134,6 +147,7 @@ def _bench_mcu(args: argparse.Namespace) -> int:
             + (f" --cores {' '.join(args.cores)}" if args.cores is not None else "")
             + (" --m3" if args.m3 else "")
             + " ".join([" --strides", *map(str, args.strides)])
+            + ("" if args.size else " --no-size")
             + f" --doc {args.doc}"
         )
         write_atomic(args.doc, format_doc(results, cmd))

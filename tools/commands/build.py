@@ -33,18 +33,20 @@ from bnnkws.tools.host import build
 class Target:
     name: str
     description: str
-    build: Callable[[Path | None], list[Path]]  # generated model folder -> artifacts
+    build: Callable[[Path | None, str], list[Path]]  # (model folder, opt) -> artifacts
 
 
-def build_host(model_dir: Path | None) -> list[Path]:
+def build_host(model_dir: Path | None, opt: str = "speed") -> list[Path]:
+    if opt != "speed":
+        raise BuildError("--opt size is for board targets (the host library is built for speed)")
     return [build.host_library(model_dir)]
 
 
-def board_builder(name: str) -> Callable[[Path | None], list[Path]]:
-    def build_board(model_dir: Path | None) -> list[Path]:
+def board_builder(name: str) -> Callable[[Path | None, str], list[Path]]:
+    def build_board(model_dir: Path | None, opt: str = "speed") -> list[Path]:
         if model_dir is None:
             raise BuildError(f"--target {name} needs --model (firmware embeds a model)")
-        fw = build_firmware(model_dir, name)  # one line for a model too large for the part
+        fw = build_firmware(model_dir, name, opt=opt)  # one line for a model too large for the part
         out = fw.elf.parent
         found = sorted(
             p for p in out.glob("firmware*") if p.suffix in (".elf", ".bin", ".hex", ".map")
@@ -97,6 +99,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"what to build (default host): {', '.join(TARGETS)}",
     )
     p.add_argument("--model", type=Path, default=None, help="blob (.bkim) or checkpoint")
+    p.add_argument(
+        "--opt",
+        choices=("speed", "size"),
+        default="speed",
+        help="board targets: kernels and front-end at -O2 (speed, default) or -Os (size: less "
+        "flash, more instructions; docs/BENCH_MCU.md measures the trade)",
+    )
     p.set_defaults(func=_build)
 
 
@@ -113,7 +122,7 @@ def _build(args: argparse.Namespace) -> int:
         print(
             f"{args.model}: model {loaded.hash[:16]} ({len(loaded.blob)} byte blob) -> C in {model_dir}"
         )
-    artifacts = target.build(model_dir)
+    artifacts = target.build(model_dir, args.opt)
     for a in artifacts:
         extra = ""
         if model_dir is not None and args.target == "host":

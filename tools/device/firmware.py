@@ -77,8 +77,10 @@ def build_firmware(
     target: str = DEFAULT_BOARD,
     build_root: Path | None = None,
     defines: dict[str, str] | None = None,
+    opt: str = "speed",
 ) -> Firmware:
-    """Build `target` with the generated model in `model_dir`; returns the image."""
+    """Build `target` with the generated model in `model_dir` (opt: "speed", or "size" for
+    kernels at -Os); returns the image."""
     if target not in BOARDS:
         raise BuildError(f"target {target!r}: expected one of {', '.join(BOARDS)}")
     root = Path(build_root or default_build_root())
@@ -89,7 +91,7 @@ def build_firmware(
             "(tools/bootstrap.sh does)"
         )
     try:
-        build.board_firmware(model_dir, target, root, defines)
+        build.board_firmware(model_dir, target, root, defines, opt)
     except BuildError as exc:
         raise _too_large(exc, target) from None
     return load(target, root)

@@ -118,13 +118,17 @@ def board_firmware(
     target: str,
     build_root: Path | None = None,
     defines: dict[str, str] | None = None,
+    opt: str = "speed",
 ) -> Path:
     """Build the firmware of board `target` with the generated model in `model_dir`
-    (extra preprocessor `defines` NAME=VALUE); returns its folder ``<build root>/<target>``
-    (firmware.elf, .bin, .map and .size.json, firmware/SConscript.board)."""
+    (extra preprocessor `defines` NAME=VALUE; opt "speed": kernels at -O2, "size": at -Os);
+    returns its folder ``<build root>/<target>`` (firmware.elf, .bin, .map and .size.json,
+    firmware/SConscript.board)."""
+    if opt not in ("speed", "size"):
+        raise BuildError(f"opt {opt!r}: expected speed or size")
     root = Path(build_root) if build_root is not None else build_dir()
     env = None
     if defines:
         env = {"BK_FIRMWARE_DEFINES": " ".join(f"{k}={v}" for k, v in defines.items())}
-    run_scons([f"target={target}", _model_arg(model_dir)], build_root=root, env=env)
+    run_scons([f"target={target}", _model_arg(model_dir), f"opt={opt}"], build_root=root, env=env)
     return root / target
