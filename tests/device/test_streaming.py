@@ -402,3 +402,62 @@ def test_stream_options_default_to_the_flashed_models_configuration(beeper):
     # a board whose model was not built here: the defaults
     other = dataclasses.replace(info, model_hash=b"\0" * 8)
     assert model_detector(other) == DetectorConfig.default_for(model.labels, fe.hop, fe.sample_rate)
+
+
+def test_a_float_baseline_streams_through_the_same_front_end_and_detector(
+    beep_data, tmp_path, capsys
+):
+    """A float DS-CNN checkpoint: calibrated on the validation stream (written into the
+    checkpoint), scored on the test stream, its numbers written as JSON and shown in the
+    model card's streaming table; its scores are its logits in fixed point; no firmware."""
+    import json
+
+    import torch
+
+    from bnnkws.generator.training.checkpoint import save_checkpoint
+    from bnnkws.generator.training.model import build_model, float_config
+    from bnnkws.tools.bench import card
+    from bnnkws.tools.cli import main
+    from bnnkws.tools.host.hostlib import CFrontend
+
+    torch.manual_seed(0)
+    labels = ["_silence_", "_unknown_", "beep"]
+    model = build_model(float_config("dscnn", n_classes=3))
+    ckpt = tmp_path / "dscnn.pt"
+    save_checkpoint(ckpt, model, labels)
+    res = tmp_path / "results" / "streaming-dscnn.json"
+    rc = main(
+        ["bench", "streaming", "--model", str(ckpt), "--data", str(beep_data), "--minutes", "0.5",
+         "--calibrate", "--target-fa-per-hour", "100000", "--calibration-minutes", "0.5",
+         "--results", str(res)]
+    )
+    cap = capsys.readouterr()
+    assert rc == 0, cap.out + cap.err
+    assert "C detector (firmware/detector.c) == Python detector on these scores: True" in cap.out
+    got = json.loads(res.read_text())
+    assert got["kind"] == "dscnn" and got["detector"]["calibrated"] and got["stride"] == 5
+    assert got["stream"]["split"] == "test" and 0.0 <= got["recall"] <= 1.0
+    fm = S.load_float(ckpt)
+    assert fm is not None and fm.detector is not None  # the calibration is in the checkpoint
+    assert S.load_float(Path(__file__).resolve().parents[2] / "models" / "default.pt") is None
+    # the scores: the float logits of each window of the C front-end's rows, in fixed point
+    audio = noise(2.0, seed=9)
+    track = S.FloatPipeline(fm).run(audio)
+    rows = CFrontend(fm.frontend).features(audio)
+    e = int(track.frames[-1])
+    with torch.no_grad():
+        logits = fm.torch_model.eval()(torch.from_numpy(rows[e - 48 : e + 1][None])).numpy()[0]
+    scale = S.FLOAT_UNITS_PER_OCTAVE / np.log(2.0)
+    assert np.array_equal(track.scores[-1], np.rint(logits.astype(np.float64) * scale).astype(np.int32))
+    # the card's streaming section reads the file
+    streams = card.load_streaming(res.parent, ["dscnn", "default"])
+    assert list(streams) == ["dscnn"]
+    table = "\n".join(card._streaming_table(streams))
+    assert "| `dscnn` |" in table and "miss at <= 1 FA/h" in table
+    # no firmware for a float model: one line
+    rc = main(
+        ["bench", "streaming", "--model", str(ckpt), "--data", str(beep_data), "--minutes", "0.5",
+         "--device", "emulated"]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "float baseline (dscnn)" in err[0]

@@ -149,6 +149,112 @@ class HostPipeline:
         return ScoreTrack(ends, scores, fe.hop, fe.frame_len, n, fe.sample_rate)
 
 
+# A float baseline's logits as the detector's int32 scores: 8 units per factor 2 in odds,
+# so temp_shift 3 gives the model's own softmax (calibration tries 0..3, as for a BNN)
+FLOAT_UNITS_PER_OCTAVE = 8
+
+
+@dataclass
+class FloatModel:
+    """A float baseline checkpoint (DS-CNN, TC-ResNet8: generator/training/kws_zoo.py)."""
+
+    torch_model: object
+    labels: list[str]
+    frontend: object  # FrontendParams
+    n_frames: int
+    source: Path
+    hash: str  # sha256 of the weights (unchanged when a calibration is written)
+    kind: str
+    detector: dict | None = None  # the checkpoint's calibrated detector, if any
+
+    @property
+    def meta(self) -> dict:
+        det = dict(self.detector or {})
+        return {"calibration": det.get("calibration", {}), "kind": self.kind}
+
+
+def load_float(path) -> FloatModel | None:
+    """The float baseline in checkpoint `path`, or None for a BNN checkpoint or a blob."""
+    import hashlib
+
+    from bnnkws.generator.export.loading import is_blob
+    from bnnkws.generator.frontend import FrontendParams
+    from bnnkws.generator.training.checkpoint import load_checkpoint
+    from bnnkws.generator.training.model import BnnKws
+
+    p = Path(path)
+    if not p.is_file() or is_blob(p):
+        return None
+    torch_model, ckpt = load_checkpoint(p)
+    if isinstance(torch_model, BnnKws):
+        return None
+    h = hashlib.sha256()
+    for name, t in sorted(torch_model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    cfg = dict(getattr(torch_model, "config", {}) or {})
+    return FloatModel(
+        torch_model,
+        list(ckpt["labels"]),
+        FrontendParams.from_bytes(ckpt["frontend"], where=f"{p}: front-end section"),
+        int(cfg.get("n_frames", 49)),
+        p,
+        h.hexdigest(),
+        str(cfg.get("kind", type(torch_model).__name__)),
+        ckpt.get("detector"),
+    )
+
+
+class FloatPipeline:
+    """A float baseline on the same stream: the host C front-end's rows, the float model on
+    the last window every `stride` hops, its logits in fixed point as the scores
+    (FLOAT_UNITS_PER_OCTAVE), the same integer detector after it."""
+
+    def __init__(self, fm: FloatModel, stride: int = DEFAULT_STRIDE) -> None:
+        if stride < 1:
+            raise BnnkwsError(f"stride {stride}: expected >= 1")
+        from bnnkws.tools.host.hostlib import load
+
+        self.fm = fm
+        lib = load()
+        self.lib = lib
+        self.fe = CFrontend(fm.frontend, lib)
+        self.stride = stride
+
+    @property
+    def default_config(self) -> DetectorConfig:
+        fe = self.fm.frontend
+        if self.fm.detector:
+            return DetectorConfig.from_dict(self.fm.detector)
+        return DetectorConfig.default_for(self.fm.labels, fe.hop, fe.sample_rate)
+
+    def run(self, audio: np.ndarray) -> ScoreTrack:
+        import math
+
+        import torch
+
+        x = np.ascontiguousarray(audio, dtype=np.int16)
+        rows = self.fe.stream([x[i : i + CHUNK] for i in range(0, x.size, CHUNK)])
+        n = self.fm.n_frames
+        ends = np.arange(n - 1, rows.shape[0], self.stride, dtype=np.int64)
+        scores = np.zeros((ends.size, len(self.fm.labels)), dtype=np.int32)
+        model = self.fm.torch_model
+        model.eval()
+        scale = FLOAT_UNITS_PER_OCTAVE / math.log(2.0)
+        if ends.size:
+            win = np.lib.stride_tricks.sliding_window_view(rows, n, axis=0)  # [R-n+1, F, n]
+            with torch.no_grad():
+                for a in range(0, ends.size, 512):
+                    e = ends[a : a + 512]
+                    batch = np.ascontiguousarray(win[e - (n - 1)].transpose(0, 2, 1))
+                    logits = model(torch.from_numpy(batch)).float().numpy().astype(np.float64)
+                    scores[a : a + 512] = np.clip(
+                        np.rint(logits * scale), -(2**31), 2**31 - 1
+                    ).astype(np.int32)
+        fe = self.fm.frontend
+        return ScoreTrack(ends, scores, fe.hop, fe.frame_len, n, fe.sample_rate)
+
+
 def detect(config: DetectorConfig, track: ScoreTrack) -> list[Detection]:
     """The integer detector over a stored track (posteriors computed once per temp_shift)."""
     det = Detector(config)
@@ -600,12 +706,50 @@ def format_summary(r: BenchResult) -> str:
     return "\n".join(lines)
 
 
+DET_LIMITS = (1.0, 6.0, 30.0, 120.0)  # false alarms per hour where the DET summary is read
+
+
+def det_at(points: list[DetPoint], fa: float) -> DetPoint | None:
+    """The DET point of least miss rate with at most `fa` false alarms per hour."""
+    ok = [p for p in points if p.fa_per_hour <= fa]
+    return min(ok, key=lambda p: (p.miss_rate, p.fa_per_hour)) if ok else None
+
+
+def result_summary(r: BenchResult) -> dict:
+    """The numbers of a run as JSON-ready data (`bench streaming --results`; the model card
+    reads them: tools/bench/card.py)."""
+    s = r.score
+    return {
+        "model": r.model_name,
+        "model_hash": r.model_hash,
+        "kind": r.meta.get("kind", "bnn"),
+        "stride": r.stride,
+        "stream": {
+            "split": r.stream.split,
+            "minutes": round(r.stream.seconds / 60, 2),
+            "seed": r.stream.seed,
+            "snr_db": list(r.stream.snr_db),
+            "keywords": s.keywords,
+        },
+        "detector": {"calibrated": r.calibrated, **r.config.to_dict()},
+        "recall": round(s.recall, 4),
+        "correct": s.correct,
+        "wrong": s.wrong,
+        "false_alarms": s.false_alarms,
+        "fa_per_hour": round(s.fa_per_hour, 3),
+        "per_keyword": {w: list(v) for w, v in s.per_keyword.items()},
+        "det": {
+            f"{fa:g}": (round(p.miss_rate, 4) if (p := det_at(r.det, fa)) is not None else None)
+            for fa in DET_LIMITS
+        },
+    }
+
+
 def _det_summary(points: list[DetPoint]) -> list[str]:
     out = []
-    for fa in (1.0, 6.0, 30.0, 120.0):
-        ok = [p for p in points if p.fa_per_hour <= fa]
-        if ok:
-            p = min(ok, key=lambda p: (p.miss_rate, p.fa_per_hour))
+    for fa in DET_LIMITS:
+        p = det_at(points, fa)
+        if p is not None:
             out.append(
                 f"| <= {fa:g} | {100 * p.miss_rate:.1f}% | {p.fa_per_hour:.1f} | {p.offset:+g} |"
             )
@@ -765,8 +909,22 @@ def run_bench(
     the model file), then measure on `split`'s stream."""
     say = progress or (lambda _m: None)
     t0 = time.monotonic()
-    loaded = load_any(model_path)
-    labels = list(loaded.model.labels)
+    fm = load_float(model_path)
+    loaded = None
+    if fm is not None:
+        if device != "host":
+            raise BnnkwsError(
+                f"{model_path}: a float baseline ({fm.kind}) has no integer pipeline or "
+                "firmware: use --device host"
+            )
+        labels, fe = list(fm.labels), fm.frontend
+    else:
+        loaded = load_any(model_path)
+        labels, fe = list(loaded.model.labels), loaded.model.frontend
+
+    def pipeline():
+        return FloatPipeline(fm, stride) if fm is not None else HostPipeline(loaded.model, stride)
+
     kws = keyword_labels(labels)
     if not kws:
         raise BnnkwsError(f"{model_path}: the model has no keyword labels ({', '.join(labels)})")
@@ -774,41 +932,47 @@ def run_bench(
     if target_fa_per_hour is not None:
         say("calibration: building the validation stream")
         vst = make_stream(data, "validation", kws, seed, calibration_minutes, snr)
-        hp = HostPipeline(loaded.model, stride)
         say(f"calibration: {vst.seconds / 60:.1f} min through the host pipeline")
-        vtr = hp.run(vst.audio)
-        fe = loaded.model.frontend
+        vtr = pipeline().run(vst.audio)
         base = DetectorConfig.default_for(labels, fe.hop, fe.sample_rate)
         cal = calibrate(base, labels, [(vst, vtr)], target_fa_per_hour, progress=say)
         dest = Path(out) if out is not None else Path(model_path)
-        if loaded.torch_model is None and out is None:
-            raise BnnkwsError(
-                f"{model_path}: a blob is not rewritten in place: give --out NEW.bkim"
-            )
-        apply_calibration(loaded, cal, dest)
+        if fm is not None:
+            from bnnkws.generator.training.checkpoint import set_detector
+
+            if dest != Path(model_path):
+                shutil.copyfile(model_path, dest)
+            set_detector(dest, {**cal.config.to_dict(), "calibration": cal.summary(labels)})
+            fm = load_float(dest)
+        else:
+            if loaded.torch_model is None and out is None:
+                raise BnnkwsError(
+                    f"{model_path}: a blob is not rewritten in place: give --out NEW.bkim"
+                )
+            apply_calibration(loaded, cal, dest)
+            loaded = load_any(dest)
         say(f"calibration: written to {dest}")
-        loaded = load_any(dest)
         model_path = dest
     say(f"building the {split} stream")
     st = make_stream(data, split, kws, seed, minutes, snr)
-    hp = HostPipeline(loaded.model, stride)
+    hp = pipeline()
     say(f"{st.seconds / 60:.1f} min through the host pipeline")
     tr = hp.run(st.audio)
     config = hp.default_config
     dets = detect(config, tr)
     sc = score(st.placed, dets, labels, tr, st.seconds)
-    agrees = c_detector_agrees(config, tr, dets, hp.net.lib)
-    fe = loaded.model.frontend
+    lib = hp.lib if fm is not None else hp.net.lib
+    agrees = c_detector_agrees(config, tr, dets, lib)
     defaults = DetectorConfig.default_for(labels, fe.hop, fe.sample_rate)
     baseline = score(st.placed, detect(defaults, tr), labels, tr, st.seconds)
     say("DET curve")
     det = det_curve(config, labels, [(st, tr)])
     res = BenchResult(
-        loaded.hash,
+        fm.hash if fm is not None else loaded.hash,
         Path(model_path).name,
         labels,
         config,
-        "detector" in loaded.model.meta,
+        fm.detector is not None if fm is not None else "detector" in loaded.model.meta,
         st,
         tr,
         sc,
@@ -816,7 +980,7 @@ def run_bench(
         stride,
         agrees,
         calibration=cal,
-        meta=dict(loaded.model.meta),
+        meta=fm.meta if fm is not None else dict(loaded.model.meta),
     )
     if device == "emulated":
         n = st.audio.size

@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="saved results (JSON)")
     p.add_argument("--out", type=Path, default=MODELS_DIR / "MODEL_CARD.md")
     p.add_argument("--report-only", action="store_true", help="rewrite the card from saved results")
+    p.add_argument("--streaming", type=Path, default=DEFAULT_RESULTS.parent, metavar="DIR",
+                   help="folder of `bnnkws bench streaming --results` files, streaming-NAME.json per "
+                   "model of the card (default docs/results)")
     p.add_argument("--cache", type=Path, default=None, help="feature cache folder")
     p.set_defaults(func=_card)
 
@@ -98,7 +101,8 @@ def _card(args: argparse.Namespace) -> int:
         if not ablation and saved is not None:
             res["ablation"] = saved.get("ablation", [])
         card.save_results(args.results, res)
-    text = card.format_card(res, command_line())
+    streams = card.load_streaming(args.streaming, [m["name"] for m in res["models"]])
+    text = card.format_card(res, command_line(), streams)
     write_atomic(args.out, text)
     print(f"wrote {args.out} ({len(res['models'])} models, {len(res['ablation'])} ablation rows)")
     return 0

@@ -97,6 +97,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--doc", type=Path, default=None, help="write the report (e.g. docs/STREAMING.md)"
     )
     p.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="write the numbers as JSON (the model card reads docs/results/streaming-NAME.json)",
+    )
+    p.add_argument(
         "--png",
         type=Path,
         default=None,
@@ -147,6 +153,11 @@ def _bench_streaming(args: argparse.Namespace) -> int:
             f"(target {c.target_fa_per_hour:g}); written to {args.out or args.model}"
         )
     print(S.format_summary(r))
+    if args.results is not None:
+        import json
+
+        write_atomic(args.results, (json.dumps(S.result_summary(r), indent=1) + "\n").encode())
+        print(f"wrote {args.results}")
     if args.save_stream is not None:
         wav, labels = r.stream.save(args.save_stream)
         print(f"wrote {wav} and {labels}")
