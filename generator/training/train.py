@@ -59,6 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bnnkws.generator.base.errors import DatasetError
 from bnnkws.generator.base.fileio import write_atomic
 from bnnkws.generator.data.keywords import DEFAULT_KEYWORDS
 from bnnkws.generator.frontend import FrontendParams, default_params, features_batch
@@ -298,6 +299,11 @@ class TrainOptions:
     mask_overflow_grad: bool = True  # no task-loss gradient through overflowed outputs
     distill_t: float = 2.0
     log_every: int = 1
+    # knowledge distillation from a trained float model on the same data and labels (e.g. the
+    # TC-ResNet8 baseline): loss += teacher_weight * T^2 KL(softmax(teacher / T) || softmax(model / T))
+    teacher: str | None = None  # checkpoint path
+    teacher_weight: float = 1.0
+    teacher_t: float = 2.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -416,6 +422,7 @@ def train_model(
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warm) / max(total - warm, 1))))
 
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_factor)
+    teacher = load_teacher(opt.teacher, data.labels, dev) if opt.teacher else None
     history: list[dict] = []
     best = (-1.0, -1, None)
     t0 = time.time()
@@ -429,7 +436,7 @@ def train_model(
                 conv.excess_bits = target_bits  # the penalty aims at the final width from the start
                 conv.mask_overflow_grad = opt.collab and opt.mask_overflow_grad
         perm = torch.randperm(n, generator=gen).to(dev)
-        sums = {"loss": 0.0, "ce": 0.0, "penalty": 0.0, "partner": 0.0, "correct": 0, "seen": 0}
+        sums = {"loss": 0.0, "ce": 0.0, "penalty": 0.0, "partner": 0.0, "teacher": 0.0, "correct": 0, "seen": 0}
         for step in range(steps_per_epoch):
             idx = perm[(step * world + rank) * opt.batch_size : (step * world + rank + 1) * opt.batch_size]
             if idx.numel() == 0:
@@ -450,6 +457,14 @@ def train_model(
                               reduction="batchmean") * opt.distill_t**2
                 loss = loss + opt.partner * (p_ce + kd)
                 sums["partner"] += float(p_ce.detach())
+            if teacher is not None and opt.teacher_weight > 0:
+                with torch.no_grad():
+                    t_logits = teacher(xb).float()
+                tt = opt.teacher_t
+                kd_t = F.kl_div(F.log_softmax(logits / tt, 1), F.softmax(t_logits / tt, 1),
+                                reduction="batchmean") * tt**2
+                loss = loss + opt.teacher_weight * kd_t
+                sums["teacher"] += float(kd_t.detach()) * idx.numel()
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
@@ -467,7 +482,8 @@ def train_model(
         val = evaluate(model, data.x_val, data.y_val, data.labels, device=opt.device, overflow=False)
         rec = {"epoch": epoch + 1, "loss": sums["loss"] / seen, "ce": sums["ce"] / seen,
                "train_acc": sums["correct"] / seen, "val_acc": val["accuracy"],
-               "penalty": sums["penalty"] / steps_per_epoch, "time_s": round(time.time() - t0, 1)}
+               "penalty": sums["penalty"] / steps_per_epoch, "teacher": sums["teacher"] / seen,
+               "time_s": round(time.time() - t0, 1)}
         if is_bnn:
             rec["acc_bits"] = model.accumulator.bits
         history.append(rec)
@@ -484,6 +500,23 @@ def train_model(
         model.set_accumulator(bits=target_bits)
     return {"history": history, "best_val_acc": best[0], "best_epoch": best[1], "wall_s": round(time.time() - t0, 1),
             "steps": total}
+
+
+def load_teacher(path: str, labels: list[str], dev: torch.device) -> nn.Module:
+    """A trained model to distil from: its checkpoint, in eval mode, frozen; its labels must
+    be the student's (same classes, same order)."""
+    from bnnkws.generator.training.checkpoint import load_checkpoint
+
+    teacher, ckpt = load_checkpoint(path)
+    if list(ckpt["labels"]) != list(labels):
+        raise DatasetError(
+            f"--teacher {path}: labels {', '.join(ckpt['labels'])} differ from the data's "
+            f"{', '.join(labels)}"
+        )
+    teacher.eval().to(dev)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
 
 
 def _partner_logits(model: BnnKws, xb: torch.Tensor) -> torch.Tensor:

@@ -202,3 +202,41 @@ def test_ablation_plan_dedupes_and_report_renders(tmp_path):
     text = md.read_text()
     assert "| naive: train 32-bit, deploy N-bit | 50.0 | 50.0 |" in text
     assert png.stat().st_size > 1000
+
+
+def test_distillation_pulls_the_student_towards_its_teacher(tmp_path):
+    """--teacher: the KL term makes the student agree with the teacher, here a teacher that
+    learned a permuted labelling (so agreeing with it is not the same as learning the data);
+    a teacher with other labels is refused in one line."""
+    from bnnkws.generator.base.errors import DatasetError
+    from bnnkws.generator.training.checkpoint import save_checkpoint
+
+    x, y = separable_features(256, 4, 3)
+    xv, yv = separable_features(64, 4, 4)
+    torch.manual_seed(1)
+    teacher = BnnKws(tiny_config(4))
+    train_model(teacher, TrainData(x, (y + 1) % 4, xv, (yv + 1) % 4, LABELS, noise=None),
+                TrainOptions(epochs=6, batch_size=32, lr=5e-3, threads=1, augment=False), log=None)
+    t_path = tmp_path / "teacher.pt"
+    save_checkpoint(t_path, teacher, LABELS)
+    t_pred = evaluate(teacher, xv, (yv + 1) % 4, LABELS, overflow=False)
+    assert t_pred["accuracy"] >= 0.7
+
+    def agreement(weight: float) -> float:
+        torch.manual_seed(2)
+        student = BnnKws(tiny_config(4))
+        opt = TrainOptions(epochs=6, batch_size=32, lr=5e-3, threads=1, augment=False,
+                           teacher=str(t_path) if weight else None, teacher_weight=weight)
+        hist = train_model(student, TrainData(x, y, xv, yv, LABELS, noise=None), opt, log=None)
+        if weight:
+            assert all(h["teacher"] > 0 for h in hist["history"])
+        # fraction of validation clips where the student predicts what the teacher predicts
+        return evaluate(student, xv, (yv + 1) % 4, LABELS, overflow=False)["accuracy"]
+
+    assert agreement(0.0) < 0.3 and agreement(20.0) > 0.6
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, teacher, ["_silence_", "_unknown_", "up", "down"])
+    with pytest.raises(DatasetError, match="labels .* differ"):
+        train_model(BnnKws(tiny_config(4)), TrainData(x, y, xv, yv, LABELS, noise=None),
+                    TrainOptions(epochs=1, batch_size=32, threads=1, augment=False, teacher=str(other)),
+                    log=None)

@@ -91,6 +91,11 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--partner", type=float, default=0.5, help="collab: wide-partner loss weight (0: none)")
     p.add_argument("--start-bits", type=int, default=16, help="collab: accumulator width the schedule starts at")
     p.add_argument("--narrow-frac", type=float, default=0.4, help="collab: fraction of epochs spent narrowing")
+    p.add_argument("--teacher", type=Path, default=None, metavar="CKPT",
+                   help="distil from this trained model (same labels; e.g. the TC-ResNet8 baseline "
+                   "trained on the same data): a KL term on the softened outputs")
+    p.add_argument("--teacher-weight", type=float, default=1.0, help="--teacher: weight of the KL term (default 1)")
+    p.add_argument("--teacher-t", type=float, default=2.0, help="--teacher: softening temperature (default 2)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -221,7 +226,9 @@ def run_train(args: argparse.Namespace) -> int:
     opt = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=device,
                        threads=args.threads, augment=not args.no_augment,
                        collab=args.collab and args.model == "bnn", penalty=args.penalty, partner=args.partner,
-                       start_bits=args.start_bits, narrow_frac=args.narrow_frac)
+                       start_bits=args.start_bits, narrow_frac=args.narrow_frac,
+                       teacher=str(args.teacher) if args.teacher else None,
+                       teacher_weight=args.teacher_weight, teacher_t=args.teacher_t)
     run = train_run(cfg, data, opt, log=say)
     model, hist = run.model, run.hist
     if rank != 0:
