@@ -336,8 +336,12 @@ smooth 3, threshold 0.6, refractory 1 s; labels starting with `_` never fire);
 `bk_model_detector` holds the model's own (calibrated when the model was). The callback runs
 inside `bk_kws_push`; keep it short or hand the event to a queue. With
 `cfg.flags = BK_KWS_EVERY_INFERENCE` it is called after every inference (scores in
-`ev->scores`). `bk_kws_reset` starts a new stream. Memory: `bk_kws_t` (stream and detector
-state) plus `mem` (the feature window and a work area shared by the FFT and the network);
+`ev->scores`). `bk_kws_reset` starts a new stream. The network computes only the time steps each
+window adds (streaming inference, `bk_stream_run` in bnn.h: the scores of the whole-window
+`bk_model_run` bit for bit). Memory: `bk_kws_t` (stream and detector state) plus `mem`
+(the feature window, the layers' past outputs, and a work area shared by the FFT and the
+network; `BK_KWS_MEM_WORDS(BK_MODEL_N_FRAMES, BK_MODEL_N_MELS, BK_MODEL_STREAM_WORDS,
+BK_MODEL_STREAM_WORK_WORDS)` words);
 no heap, no globals, so several instances can run side by side. Cost on a Cortex-M4 and
 sizes: see the bnnkws docs (docs/BENCH_MCU.md).
 

@@ -113,6 +113,7 @@ class McuResult:
     full_layers: list = field(default_factory=list)  # (name, what, instructions), full window
     instructions_min: int = 0  # least streaming inference of the steady state
     opt: str = "speed"  # how the kernels were built (McuCase.opt)
+    stream_bytes: int = 0  # RAM of the streaming state (BK_MODEL_STREAM_WORDS)
 
     @property
     def core_hz(self) -> int:
@@ -236,7 +237,7 @@ def measure(case: McuCase, build_root: Path, audio_s: float = 4.0) -> McuResult:
     The busy time and the streaming figures are taken over the audio after the window is
     full and one more second (the rings are filled, inferences run at the stride: the
     steady state)."""
-    from bnnkws.generator.codegen.emit_c import emit_c
+    from bnnkws.generator.codegen.emit_c import emit_c, stream_state_words
     from bnnkws.generator.export import blob as blobmod
     from bnnkws.generator.export.detector_config import DetectorConfig
     from bnnkws.tools.device import protocol as P
@@ -322,6 +323,7 @@ def measure(case: McuCase, build_root: Path, audio_s: float = 4.0) -> McuResult:
         full_layers=per_layer(full),
         instructions_min=instr(st.infer_ticks_min),
         opt=case.opt,
+        stream_bytes=4 * stream_state_words(model),
     )
 
 
@@ -458,7 +460,11 @@ def _closing(
         f"Streaming inference (firmware/bnn_stream.c): {ref.instructions:,} instructions per "
         f"inference at stride {ref.stride} against {ref.full_window:,} with every window "
         f"recomputed ({ref.full_window / max(1, ref.instructions):.1f}x fewer, the same scores "
-        "bit for bit)."
+        f"bit for bit); its state (each hidden layer's past outputs, and the column layers' "
+        f"prepared thresholds and weight counts, sized for any stride) takes {ref.stream_bytes:,} B "
+        f"of the {ref.ram:,} B of RAM: without it the RAM would be {ref.ram - ref.stream_bytes:,} B "
+        f"(target {PEER['ram'] // 3:,} B), at {ref.full_window - ref.instructions:,} more "
+        f"instructions per inference."
         + "".join(
             f" At stride {r.stride} ({1000 * r.stride * r.hop_s:.0f} ms): {r.instructions:,} per "
             f"inference against {r.full_window:,} ({r.full_window / max(1, r.instructions):.1f}x), "
