@@ -258,16 +258,18 @@ def test_board_streaming_inference_equals_the_full_window_and_costs_less(build_r
 
     model = random_integer_model(21, arch="structured", n_classes=4, first_bits=16)
     elf = build(model, "mps2-an386", build_root, "structured4")
-    audio = speechlike(6.0, seed=5)
+    audio = speechlike(20.0, seed=5)  # 1,000 hops: 191 inferences at stride 5
     det = DetectorConfig.for_labels(model.labels)
+    passes = [("full", 5, P.FULL_WINDOW, audio), ("stream", 5, 0, audio)]
+    passes += [(f"stride{k}", k, 0, audio[: 16000 * 3]) for k in (1, 3, 4)]
     emu, link = session(elf)
     try:
         runs = {}
-        for name, flags in (("full", P.SEND_RESULT | P.FULL_WINDOW), ("stream", P.SEND_RESULT)):
+        for name, stride, flag, clip in passes:
             link.reset_stream()
-            link.configure(P.Config(5, det, flags))
+            link.configure(P.Config(stride, det, P.SEND_RESULT | flag))
             before = link.get_stats()
-            results, _ = collect(link, audio)
+            results, _ = collect(link, clip)
             after = link.get_stats()
             ticks = after.infer_ticks_total - before.infer_ticks_total
             runs[name] = (results, ticks / (after.inferences - before.inferences))
@@ -276,12 +278,16 @@ def test_board_streaming_inference_equals_the_full_window_and_costs_less(build_r
         link.close()
         emu.stop()
     full, stream = runs["full"][0], runs["stream"][0]
-    assert [r.frame for r in stream] == [r.frame for r in full] and len(stream) > 40
+    assert [r.frame for r in stream] == [r.frame for r in full] and len(stream) > 180
     assert [list(r.scores) for r in stream] == [list(r.scores) for r in full]
     feats = CFrontend(model.frontend).features(audio)
-    windows = np.stack([feats[r.frame - 48 : r.frame + 1] for r in stream])
-    host, _ = CNet.build(model).scores(windows)
-    assert np.array_equal(np.array([r.scores for r in stream], dtype=np.int32), host)
+    net = CNet.build(model)
+    for name, stride, _, _ in passes[1:]:
+        res = runs[name][0]
+        assert [r.frame for r in res][:3] == [48, 48 + stride, 48 + 2 * stride], name
+        windows = np.stack([feats[r.frame - 48 : r.frame + 1] for r in res])
+        host, _ = net.scores(windows)
+        assert np.array_equal(np.array([r.scores for r in res], dtype=np.int32), host), name
     # 2-4x fewer instructions per inference on average at stride 5 (cold start included)
     assert runs["stream"][1] < 0.5 * runs["full"][1], runs
 

@@ -94,6 +94,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="--calibrate: write the calibrated model here (default: the checkpoint itself)",
     )
     p.add_argument(
+        "--stride",
+        type=int,
+        default=None,
+        help="hops between inferences (default: the firmware's, firmware/app/app.h BK_APP_STRIDE)",
+    )
+    p.add_argument(
         "--doc", type=Path, default=None, help="write the report (e.g. docs/STREAMING.md)"
     )
     p.add_argument(
@@ -144,6 +150,7 @@ def _bench_streaming(args: argparse.Namespace) -> int:
         args.out,
         progress=progress,
         device_minutes=args.device_minutes,
+        stride=args.stride if args.stride is not None else S.DEFAULT_STRIDE,
     )
     if r.calibration is not None:
         c = r.calibration
