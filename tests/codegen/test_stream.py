@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from bnn_models import random_integer_model
 
-from bnnkws.generator.codegen.emit_c import emit_c, stream_state_words, stream_work_words
 from bnnkws.generator.base.paths import MODELS_DIR
+from bnnkws.generator.codegen.emit_c import emit_c, stream_state_words, stream_work_words
 from bnnkws.generator.export import blob as blobmod
 from bnnkws.generator.export.loading import load_any
 from bnnkws.generator.integer.intmodel import StreamingForward
