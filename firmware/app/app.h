@@ -21,6 +21,13 @@
 #ifndef BK_APP_STRIDE
 #define BK_APP_STRIDE 5u
 #endif
+/* Streaming inference (firmware/bnn_stream.c): 1 keeps each layer's past outputs in RAM
+ * (BK_MODEL_STREAM_WORDS words) and computes only the new time steps; 0 recomputes the
+ * whole window every inference (bk_model_run), for parts whose RAM cannot hold that state
+ * (`bnnkws build --no-streaming`). The scores are the same bit for bit. */
+#ifndef BK_APP_STREAMING
+#define BK_APP_STREAMING 1
+#endif
 /* A partial frame older than this is reported TRUNCATED (NAK) and rescanned. */
 #define BK_APP_RX_TIMEOUT_TICKS (BOARD_TICK_HZ / 5u) /* 200 ms */
 

@@ -10,13 +10,17 @@
  * (a hop finishes before an inference starts), so they share memory. */
 static union {
     bk_fe_work_t fe;
-    uint32_t net[BK_MODEL_WORK_WORDS];           /* full window (BK_APP_FULL_WINDOW) */
+    uint32_t net[BK_MODEL_WORK_WORDS]; /* full window (BK_APP_FULL_WINDOW) */
+#if BK_APP_STREAMING
     uint32_t stream[BK_MODEL_STREAM_WORK_WORDS]; /* streaming inference */
+#endif
 } work;
+#if BK_APP_STREAMING
 /* Streaming inference: each layer's past outputs by stream position (bnn.h bk_stream_t),
  * sized for any stride. */
 static uint32_t stream_state[BK_MODEL_STREAM_WORDS];
 static bk_stream_t stream;
+#endif
 static bk_fe_stream_t fe_stream;
 /* The last n_frames feature rows, oldest first; shifted by one row per hop. */
 static int8_t window[BK_MODEL_N_FRAMES][BK_MODEL_N_MELS];
@@ -48,7 +52,9 @@ const kws_timing_t *kws_timing(void) { return &timing; }
 
 void kws_reset(void) {
     bk_fe_stream_init(&fe_stream);
+#if BK_APP_STREAMING
     bk_stream_init(&stream, &bk_model, 1u, stream_state);
+#endif
     frames = 0;
     bk_det_reset(&detector);
 }
@@ -67,10 +73,15 @@ static void layer_done(uint32_t i, void *ctx) {
  * whole window (firmware/bnn_model.c); the scores are the same bit for bit. */
 static void run_network(uint32_t start, int32_t *scores) {
     layer_t0 = board_ticks();
-    if (config.flags & BK_APP_FULL_WINDOW)
-        bk_model_run_each(&bk_model, &window[0][0], scores, work.net, layer_done, 0);
-    else
+#if BK_APP_STREAMING
+    if (!(config.flags & BK_APP_FULL_WINDOW)) {
         bk_stream_run(&stream, &window[0][0], start, scores, work.stream, layer_done, 0);
+        return;
+    }
+#else
+    (void)start;
+#endif
+    bk_model_run_each(&bk_model, &window[0][0], scores, work.net, layer_done, 0);
 }
 
 /* A new feature row is in the last window row: run the network when it is due. */

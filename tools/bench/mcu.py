@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bnnkws.generator.base.errors import BuildError
 from bnnkws.generator.integer.intmodel import ConvLayer, IntegerModel
 
 CORE_HZ = 25_000_000  # MPS2 FPGA core clock
@@ -247,7 +248,23 @@ def measure(case: McuCase, build_root: Path, audio_s: float = 4.0) -> McuResult:
 
     model = case.model
     model_dir = emit_c(model)
-    fw = build_firmware(model_dir, case.target, build_root / case.name, opt=case.opt)
+    notes = [TARGET_NOTES[case.target]] if case.target in TARGET_NOTES else []
+    streaming = True
+    try:
+        fw = build_firmware(model_dir, case.target, build_root / case.name, opt=case.opt)
+    except BuildError as exc:
+        if "overflows RAM" not in str(exc):
+            raise
+        # the streaming state does not fit this part's RAM: the full-window firmware
+        fw = build_firmware(
+            model_dir, case.target, build_root / case.name, {"BK_APP_STREAMING": "0"}, case.opt
+        )
+        streaming = False
+        notes.append(
+            f"The streaming state ({4 * stream_state_words(model):,} B) does not fit this part's "
+            "RAM with the rest: built without streaming inference (`bnnkws build --no-streaming`), "
+            "so every inference recomputes the whole window."
+        )
     audio = bench_audio(audio_s + 1.0)
     det = DetectorConfig.of_model(model)
     flags = P.SEND_RESULT | P.SEND_DETECTION
@@ -316,14 +333,14 @@ def measure(case: McuCase, build_root: Path, audio_s: float = 4.0) -> McuResult:
         tick_hz=info.tick_hz,
         ingest_per_audio_s=round((busy - parts) / steady_s),
         flash_by_part=flash_parts(fw.map.read_text()),
-        notes=[TARGET_NOTES[case.target]] if case.target in TARGET_NOTES else [],
+        notes=notes,
         full_window=round(
             instr(full.infer_ticks_total - st.infer_ticks_total) / (full.inferences - st.inferences)
         ),
         full_layers=per_layer(full),
         instructions_min=instr(st.infer_ticks_min),
         opt=case.opt,
-        stream_bytes=4 * stream_state_words(model),
+        stream_bytes=4 * stream_state_words(model) if streaming else 0,
     )
 
 

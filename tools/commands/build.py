@@ -33,20 +33,24 @@ from bnnkws.tools.host import build
 class Target:
     name: str
     description: str
-    build: Callable[[Path | None, str], list[Path]]  # (model folder, opt) -> artifacts
+    build: Callable[..., list[Path]]  # (model folder, opt, streaming) -> artifacts
 
 
-def build_host(model_dir: Path | None, opt: str = "speed") -> list[Path]:
+def build_host(model_dir: Path | None, opt: str = "speed", streaming: bool = True) -> list[Path]:
+    if not streaming:
+        raise BuildError("--no-streaming is for board targets (the host library has both paths)")
     if opt != "speed":
         raise BuildError("--opt size is for board targets (the host library is built for speed)")
     return [build.host_library(model_dir)]
 
 
-def board_builder(name: str) -> Callable[[Path | None, str], list[Path]]:
-    def build_board(model_dir: Path | None, opt: str = "speed") -> list[Path]:
+def board_builder(name: str) -> Callable[..., list[Path]]:
+    def build_board(model_dir: Path | None, opt: str = "speed", streaming: bool = True) -> list[Path]:
         if model_dir is None:
             raise BuildError(f"--target {name} needs --model (firmware embeds a model)")
-        fw = build_firmware(model_dir, name, opt=opt)  # one line for a model too large for the part
+        defines = None if streaming else {"BK_APP_STREAMING": "0"}
+        # one line for a model too large for the part
+        fw = build_firmware(model_dir, name, defines=defines, opt=opt)
         out = fw.elf.parent
         found = sorted(
             p for p in out.glob("firmware*") if p.suffix in (".elf", ".bin", ".hex", ".map")
@@ -106,6 +110,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="board targets: kernels and front-end at -O2 (speed, default) or -Os (size: less "
         "flash, more instructions; docs/BENCH_MCU.md measures the trade)",
     )
+    p.add_argument(
+        "--no-streaming",
+        action="store_true",
+        help="board targets: recompute the whole window every inference instead of keeping each "
+        "layer's past outputs (BK_APP_STREAMING=0: less RAM, about 3x the instructions; the same "
+        "scores)",
+    )
     p.set_defaults(func=_build)
 
 
@@ -122,7 +133,7 @@ def _build(args: argparse.Namespace) -> int:
         print(
             f"{args.model}: model {loaded.hash[:16]} ({len(loaded.blob)} byte blob) -> C in {model_dir}"
         )
-    artifacts = target.build(model_dir, args.opt)
+    artifacts = target.build(model_dir, args.opt, not args.no_streaming)
     for a in artifacts:
         extra = ""
         if model_dir is not None and args.target == "host":

@@ -119,9 +119,12 @@ def _too_large(exc: BuildError, target: str) -> BuildError:
         f"{region} by {int(n):,} B (the part has {size.get(region, 0):,} B)"
         for region, n in dict(found).items()
     ]
+    ram = "RAM" in dict(found)
     return BuildError(
         f"model too large for {target}: it overflows {' and '.join(parts)}; use a smaller "
-        f"model (fewer channels or layers) or a target with more memory ({', '.join(BOARDS)})"
+        f"model (fewer channels or layers)"
+        + (", build without streaming inference (--no-streaming: no state for past outputs)" if ram else "")
+        + f" or a target with more memory ({', '.join(BOARDS)})"
     )
 
 
