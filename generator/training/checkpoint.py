@@ -64,7 +64,7 @@ def save_checkpoint(
         "version": CHECKPOINT_VERSION,
         "bnnkws_version": __version__,
         "config": _plain(config),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": compact_state_dict(model),
         "labels": list(labels),
         "frontend": frontend.to_bytes(),
         "accumulator": acc,
@@ -76,6 +76,28 @@ def save_checkpoint(
     buf = io.BytesIO()
     torch.save(data, buf)
     write_atomic(path, buf.getvalue())
+
+
+def half_keeping_sign(w: torch.Tensor) -> torch.Tensor:
+    """float16 copy of latent binary weights whose sign (v >= 0, binary_layers.py) is that
+    of every float32 value: a negative value that would round to -0 (read as +1) becomes
+    the smallest negative float16 instead."""
+    h = w.detach().cpu().to(torch.float16)
+    tiny = torch.tensor(2.0**-24, dtype=torch.float16)
+    return torch.where((w.detach().cpu() < 0) & (h >= 0), -tiny, h)
+
+
+def compact_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict to store: a BNN's latent binary weights in float16 (only their signs
+    are deployed; half the bytes of a shipped model), everything else (batch-norm
+    statistics, which the integer thresholds are folded from) as trained."""
+    from bnnkws.generator.training.binary_layers import BinaryConv1d
+
+    binary = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, BinaryConv1d)}
+    return {
+        k: (half_keeping_sign(v) if k in binary and v.is_floating_point() else v.detach().cpu())
+        for k, v in model.state_dict().items()
+    }
 
 
 def _plain(obj: Any) -> Any:
