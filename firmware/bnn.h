@@ -162,6 +162,8 @@ enum { BK_PATH_POOL = 0, BK_PATH_COLUMN = 1, BK_PATH_INT8_BITS = 2, BK_PATH_ACC 
 int bk_layer_begin(const bk_layer_t *L, uint32_t *scratch);
 void bk_layer_step(const bk_layer_t *L, int path, const void *x, uint32_t t, void *y,
                    uint32_t *scratch);
+/* The largest bk_layer_scratch_words of m's layers. */
+uint32_t bk_model_scratch_words(const bk_model_t *m);
 /* Words of work memory bk_model_run needs (equals m->work_words of generated models). */
 uint32_t bk_model_work_words_needed(const bk_model_t *m);
 /* Scores [n_classes] of features [n_frames][n_mels]; returns the predicted class. */

@@ -101,13 +101,17 @@ static uint32_t activation_words(const bk_model_t *m) {
     return most;
 }
 
-uint32_t bk_model_work_words_needed(const bk_model_t *m) {
+uint32_t bk_model_scratch_words(const bk_model_t *m) {
     uint32_t scratch = 0;
     for (uint32_t i = 0; i < m->n_layers; i++) {
         const uint32_t s = bk_layer_scratch_words(&m->layers[i]);
         if (s > scratch) scratch = s;
     }
-    return 2u * activation_words(m) + scratch;
+    return scratch;
+}
+
+uint32_t bk_model_work_words_needed(const bk_model_t *m) {
+    return 2u * activation_words(m) + bk_model_scratch_words(m);
 }
 
 uint32_t bk_model_run(const bk_model_t *m, const int8_t *feats, int32_t *scores,

@@ -78,12 +78,7 @@ static uint32_t gather_words(const bk_model_t *m) {
 }
 
 uint32_t bk_stream_work_words(const bk_model_t *m) {
-    uint32_t scratch = 0;
-    for (uint32_t i = 0; i < m->n_layers; i++) {
-        const uint32_t s = bk_layer_scratch_words(&m->layers[i]);
-        if (s > scratch) scratch = s;
-    }
-    return gather_words(m) + scratch;
+    return gather_words(m) + bk_model_scratch_words(m);
 }
 
 void bk_stream_init(bk_stream_t *st, const bk_model_t *m, uint32_t stride, uint32_t *state) {
