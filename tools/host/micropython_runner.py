@@ -77,6 +77,27 @@ def _split(raw: np.ndarray, shapes: list[tuple[int, int]], n: int) -> list[list[
     return out
 
 
+def _run_model_script(
+    blob: bytes, mode: str, inputs: list[bytes], extra: list[str], timeout: float
+) -> np.ndarray:
+    """reference/run_model.py under micropython: BLOB OUT MODE INPUT... EXTRA...; the int32
+    values it wrote (as int64)."""
+    with tempfile.TemporaryDirectory(prefix="bnnkws-mpy-") as tmp:
+        t = Path(tmp)
+        (t / "model.bkim").write_bytes(blob)
+        paths = []
+        for i, data in enumerate(inputs):
+            p = t / f"in{i}.bin"
+            p.write_bytes(data)
+            paths.append(str(p))
+        run_script(
+            "run_model.py",
+            [str(t / "model.bkim"), str(t / "out.i32"), mode, *paths, *extra],
+            timeout,
+        )
+        return np.frombuffer((t / "out.i32").read_bytes(), dtype="<i4").astype(np.int64)
+
+
 def run_model(
     model, blob: bytes, feats: np.ndarray, timeout: float = 600.0
 ) -> list[list[np.ndarray]]:
@@ -88,16 +109,7 @@ def run_model(
     x = np.ascontiguousarray(feats, dtype=np.int8)
     if x.ndim == 2:
         x = x[None]
-    with tempfile.TemporaryDirectory(prefix="bnnkws-mpy-") as tmp:
-        t = Path(tmp)
-        (t / "model.bkim").write_bytes(blob)
-        (t / "feats.s8").write_bytes(x.tobytes())
-        run_script(
-            "run_model.py",
-            [str(t / "model.bkim"), str(t / "out.i32"), "features", str(t / "feats.s8")],
-            timeout,
-        )
-        raw = np.frombuffer((t / "out.i32").read_bytes(), dtype="<i4").astype(np.int64)
+    raw = _run_model_script(blob, "features", [x.tobytes()], [], timeout)
     return _split(raw, _layer_shapes(model), x.shape[0])
 
 
@@ -109,18 +121,8 @@ def run_model_audio(
     Returns [(features int8 [T, F], [layer outputs])] per clip.
     """
     shapes = [(model.n_frames, model.frontend.n_mels)] + _layer_shapes(model)
-    with tempfile.TemporaryDirectory(prefix="bnnkws-mpy-") as tmp:
-        t = Path(tmp)
-        (t / "model.bkim").write_bytes(blob)
-        paths = []
-        for i, clip in enumerate(clips):
-            p = t / f"clip{i}.s16le"
-            p.write_bytes(np.asarray(clip, dtype="<i2").tobytes())
-            paths.append(str(p))
-        run_script(
-            "run_model.py", [str(t / "model.bkim"), str(t / "out.i32"), "audio", *paths], timeout
-        )
-        raw = np.frombuffer((t / "out.i32").read_bytes(), dtype="<i4").astype(np.int64)
+    data = [np.asarray(clip, dtype="<i2").tobytes() for clip in clips]
+    raw = _run_model_script(blob, "audio", data, [], timeout)
     return [(outs[0].astype(np.int8), outs[1:]) for outs in _split(raw, shapes, len(clips))]
 
 
@@ -134,16 +136,7 @@ def run_stream(
     """
     x = np.ascontiguousarray(rows, dtype=np.int8)
     n_windows = max(0, (x.shape[0] - model.n_frames) // stride + 1)
-    with tempfile.TemporaryDirectory(prefix="bnnkws-mpy-") as tmp:
-        t = Path(tmp)
-        (t / "model.bkim").write_bytes(blob)
-        (t / "rows.s8").write_bytes(x.tobytes())
-        run_script(
-            "run_model.py",
-            [str(t / "model.bkim"), str(t / "out.i32"), "stream", str(t / "rows.s8"), str(stride)],
-            timeout,
-        )
-        raw = np.frombuffer((t / "out.i32").read_bytes(), dtype="<i4").astype(np.int64)
+    raw = _run_model_script(blob, "stream", [x.tobytes()], [str(stride)], timeout)
     n = len(model.labels)
     if raw.size != n_windows * n:
         raise BuildError(f"micropython stream wrote {raw.size} values, expected {n_windows * n}")
