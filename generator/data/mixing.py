@@ -6,7 +6,10 @@ centred clips with a few unknown words and silence at one level; this module bui
 split of a training-layout dataset as int16 audio [n, 16000] + labels from:
 
 * **keywords** -- every keyword clip of the split; in the training split ``copies``
-  augmented versions of each: random time shift, background noise at a random SNR
+  augmented versions of each: random time shift (``place="shift"``: uniform within
+  +-``shift_ms``; ``place="inside"``: uniform over every position that keeps the spoken
+  part inside the window, as the windows of a stream see a word at 100 ms steps),
+  background noise at a random SNR
   (``snr_db``, probability ``noise_prob``) and a random level (``gain_db``);
 * **unknown** -- every other word of the dataset (less ``holdout`` words, which appear
   only in validation and test, so the number that is optimised is the rejection of words
@@ -80,9 +83,13 @@ class MixOptions:
     holdout_mod: int = 6
     background_split: float = 0.8
     extra_keywords: bool = True
+    place: str = "shift"  # "shift" (+-shift_ms) or "inside" (anywhere the speech fits)
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        if d["place"] == "shift":  # the cache key of recipes made before placement existed
+            d.pop("place")
+        return d
 
     @classmethod
     def from_dict(cls, d: dict | None) -> MixOptions:
@@ -178,9 +185,22 @@ class Backgrounds:
         return x[off : off + CLIP_SAMPLES]
 
 
-def _augment(x: np.ndarray, bg: Backgrounds, opt: MixOptions, rng: np.random.Generator) -> np.ndarray:
-    """Time shift, background at a random SNR, random level."""
-    k = int(rng.integers(-opt.shift_ms, opt.shift_ms + 1)) * SR // 1000
+def placement(x: np.ndarray, opt: MixOptions, rng: np.random.Generator, keep_cut: bool = False) -> int:
+    """The time shift in samples of one training example: uniform in +-``shift_ms``, or with
+    ``place="inside"`` uniform over the shifts that keep the spoken part (speech_extent)
+    inside the window (0 for a word longer than the window). A cut word (``keep_cut``)
+    keeps the small shift, so the cut stays where it was made."""
+    if opt.place == "inside" and not keep_cut:
+        s, e = speech_extent(x)
+        lo, hi = -s, CLIP_SAMPLES - e
+        return int(rng.integers(lo, hi + 1)) if lo <= hi else 0
+    return int(rng.integers(-opt.shift_ms, opt.shift_ms + 1)) * SR // 1000
+
+
+def _augment(x: np.ndarray, bg: Backgrounds, opt: MixOptions, rng: np.random.Generator,
+             keep_cut: bool = False) -> np.ndarray:
+    """Time shift (placement), background at a random SNR, random level."""
+    k = placement(x, opt, rng, keep_cut)
     y = _shift(x, k).astype(np.float64)
     if rng.random() < opt.noise_prob:
         n = bg.slice(rng)
@@ -320,7 +340,7 @@ def build_split(
     if train:
         for _ in range(int(round(per_kw * opt.cut_ratio))):
             _, p = kw[int(rng.integers(len(kw)))]
-            add(_augment(_cut(load(p), rng, opt), bg, opt, rng), 1, "cut")
+            add(_augment(_cut(load(p), rng, opt), bg, opt, rng, keep_cut=True), 1, "cut")
         others = [p for _, p in kw] + real + more
         for _ in range(int(round(per_kw * opt.splice_ratio))):
             _, p = kw[int(rng.integers(len(kw)))]

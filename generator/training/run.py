@@ -33,12 +33,15 @@ def subset(data: TrainData, n: int, seed: int) -> TrainData:
 
 
 def train_run(config: dict, data: TrainData, opt: TrainOptions,
-              log: Callable[[str], None] | None = print) -> Run:
-    """Train a new model of ``config`` on ``data`` with ``opt`` (seeded by ``opt.seed``)."""
+              log: Callable[[str], None] | None = print, init: dict | None = None) -> Run:
+    """Train a new model of ``config`` on ``data`` with ``opt`` (seeded by ``opt.seed``);
+    with ``init`` (a state dict of the same config) the training starts from those weights."""
     if len(data.y_train) == 0 or len(data.y_val) == 0:
         raise DatasetError("the train or validation split is empty")
     torch.manual_seed(opt.seed)
     model = build_model(config)
+    if init is not None:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in init.items()})
     t0 = time.time()
     hist = train_model(model, data, opt, log=log)
     model.to("cpu")

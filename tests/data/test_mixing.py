@@ -162,3 +162,34 @@ def test_test_layout_has_only_heldout_unknown(root: Path, tmp_path: Path) -> Non
     assert sr == SR and set(np.unique(x)) == {0, 5005}  # happy, test speaker s5
     with pytest.raises(DatasetError, match="not empty"):
         mixing.write_test_layout(root, ["yes", "no"], out)
+
+
+def test_placement_inside_keeps_the_word_in_the_window() -> None:
+    """place="inside": every shift keeps the spoken part inside the window and the shifts
+    reach both edges; a cut word keeps the small shift; the default recipe's options (and so
+    its cache key) do not name the placement."""
+    x = burst(3000, start=5000, end=9000)  # speech 5000..9000
+    opt = MixOptions(place="inside")
+    rng = np.random.default_rng(0)
+    ks = [mixing.placement(x, opt, rng) for _ in range(2000)]
+    assert min(ks) >= -5000 and max(ks) <= SR - 9000
+    assert min(ks) < -4500 and max(ks) > SR - 9000 - 500  # the whole range is used
+    for k in ks[:50]:
+        assert np.count_nonzero(mixing._shift(x, k)) == 4000  # never cut
+    assert all(abs(mixing.placement(x, opt, rng, keep_cut=True)) <= 1600 for _ in range(200))
+    long = np.full(SR, 1000, dtype=np.int16)
+    assert mixing.placement(long, opt, rng) == 0
+    assert "place" not in MixOptions().to_dict()
+    assert MixOptions.from_dict(opt.to_dict()) == opt and opt.to_dict()["place"] == "inside"
+
+
+def test_inside_recipe_differs_only_in_placement(root: Path) -> None:
+    base = MixOptions(copies=2, noise_prob=0.0, gain_db=(0.0, 0.0))
+    a = mixing.build_split(root, ["yes", "no"], "train", opt=base, seed=1)
+    b = mixing.build_split(root, ["yes", "no"], "train", opt=MixOptions(**{**base.__dict__, "place": "inside"}),
+                           seed=1)
+    assert a.counts() == b.counts() and np.array_equal(a.labels, b.labels)
+    kw = [i for i, k in enumerate(b.kinds) if k == "keyword"]
+    starts = [mixing.speech_extent(b.audio[i])[0] for i in kw]
+    assert max(starts) - min(starts) > 4000  # spread over the window, not +-100 ms
+    assert all(np.count_nonzero(b.audio[i]) == 4000 for i in kw)  # the burst is never cut

@@ -181,6 +181,43 @@ def test_train_and_eval_commands(dataset, tmp_path, capsys):
     assert "accuracy" in capsys.readouterr().out
 
 
+def test_init_fine_tunes_from_a_checkpoint(dataset, tmp_path):
+    """--init starts from the checkpoint's weights (a learning rate of ~0 keeps every
+    deployed sign), does not widen the accumulators again, and a checkpoint of another
+    architecture is refused in one line."""
+    import torch
+
+    from bnnkws.generator.base.errors import BnnkwsError
+
+    p = _commands()
+    common = ["--data", str(dataset), "--keywords", "yes", "no", "--cache", str(tmp_path / "cache"),
+              "--threads", "1", "--device", "cpu", "--batch-size", "16", "--acc-bits", "8"]
+    first = tmp_path / "first.pt"
+    args = p.parse_args(["train", *common, "--epochs", "2", "--out", str(first)])
+    assert args.func(args) == 0
+    tuned = tmp_path / "tuned.pt"
+    args = p.parse_args(["train", *common, "--epochs", "1", "--lr", "1e-12", "--init", str(first),
+                         "--out", str(tuned)])
+    assert args.func(args) == 0
+    a, _ = load_checkpoint(first)
+    b, data = load_checkpoint(tuned)
+    assert data["train"]["options"]["start_bits"] == 8  # the model's width, not 16
+    sa, sb = a.state_dict(), b.state_dict()
+    for k, v in sa.items():
+        if v.is_floating_point() and "weight" in k:
+            assert torch.equal(torch.sign(v), torch.sign(sb[k])), k
+    fresh = tmp_path / "fresh.pt"
+    args = p.parse_args(["train", *common, "--epochs", "1", "--lr", "1e-12", "--out", str(fresh)])
+    assert args.func(args) == 0
+    c, _ = load_checkpoint(fresh)
+    assert any(not torch.equal(torch.sign(v), torch.sign(c.state_dict()[k]))
+               for k, v in sa.items() if v.is_floating_point() and "weight" in k)
+    args = p.parse_args(["train", *common, "--epochs", "1", "--preset", "compact", "--init", str(first),
+                         "--out", str(tmp_path / "x.pt")])
+    with pytest.raises(BnnkwsError, match="architecture differs"):
+        args.func(args)
+
+
 def test_ablation_plan_dedupes_and_report_renders(tmp_path):
     jobs, cells = ablation.plan((8, 32), ("wrap", "saturate"), (0,))
     names = [j.name for j in jobs]

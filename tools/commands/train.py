@@ -47,6 +47,10 @@ def add_data_args(p: argparse.ArgumentParser, keywords: bool = True) -> None:
                             "e.g. `bnnkws data synth` output with a broad vocabulary")
         p.add_argument("--snr-db", default=None, metavar="LO,HI",
                        help="mix: background mixed in at an SNR uniform in LO..HI dB (default 0,24)")
+        p.add_argument("--place", choices=("shift", "inside"), default=None,
+                       help="mix: where a training word sits in its window: shift (+-100 ms around the "
+                            "clip's position; default) or inside (anywhere its spoken part fits, as the "
+                            "windows of a stream see it)")
         p.add_argument("--holdout", nargs="+", default=None, metavar="WORD",
                        help="mix: other words never trained on, measured as unknown (default happy)")
         for name, default, what in (("copies", 2, "augmented copies of each training clip"),
@@ -89,7 +93,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="overflow-heuristic collaborative training (default on; BNN only)")
     p.add_argument("--penalty", type=float, default=1.0, help="collab: overflow penalty weight")
     p.add_argument("--partner", type=float, default=0.5, help="collab: wide-partner loss weight (0: none)")
-    p.add_argument("--start-bits", type=int, default=16, help="collab: accumulator width the schedule starts at")
+    p.add_argument("--start-bits", type=int, default=None,
+                   help="collab: accumulator width the schedule starts at (default 16; with --init the "
+                   "model's own width: a fine-tune does not widen again)")
+    p.add_argument("--init", type=Path, default=None, metavar="CKPT",
+                   help="start from this checkpoint's weights (same architecture and labels: a fine-tune, "
+                   "e.g. of models/default.pt on a new recipe) instead of a random initialisation")
     p.add_argument("--narrow-frac", type=float, default=0.4, help="collab: fraction of epochs spent narrowing")
     p.add_argument("--teacher", type=Path, default=None, metavar="CKPT",
                    help="distil from this trained model (same labels; e.g. the TC-ResNet8 baseline "
@@ -160,6 +169,8 @@ def data_spec(args: argparse.Namespace):
                                                "splice_ratio", "noise_prob") if getattr(args, k) is not None}
         if args.holdout is not None:
             over["holdout"] = tuple(args.holdout)
+        if args.place is not None:
+            over["place"] = args.place
         if args.snr_db is not None:
             try:
                 lo, hi = (float(v) for v in args.snr_db.split(","))
@@ -169,8 +180,8 @@ def data_spec(args: argparse.Namespace):
                 raise BnnkwsError(f"--snr-db {args.snr_db}: LO above HI")
             over["snr_db"] = (lo, hi)
         mix = MixOptions(**over).to_dict()
-    elif args.extra_unknown or args.holdout or args.snr_db:
-        raise BnnkwsError("--extra-unknown, --holdout and --snr-db need --recipe mix")
+    elif args.extra_unknown or args.holdout or args.snr_db or args.place:
+        raise BnnkwsError("--extra-unknown, --holdout, --snr-db and --place need --recipe mix")
     return DataSpec(str(args.data), list(args.keywords), args.silence_fraction, args.unknown_fraction,
                     args.data_seed, args.recipe, [str(e) for e in args.extra_unknown], mix)
 
@@ -183,6 +194,22 @@ def _portable(d: dict) -> dict:
     if d.get("extra"):
         d["extra"] = [os.path.relpath(e) for e in d["extra"]]
     return d
+
+
+def _init_state(path: Path, cfg: dict, labels: list[str], start_bits: int | None) -> tuple[dict, int]:
+    """(state dict, schedule start width) of --init CKPT, checked against the model to train."""
+    from bnnkws.generator.training.checkpoint import read_checkpoint
+
+    ck = read_checkpoint(path)
+    if ck["config"] != cfg:
+        diff = sorted(k for k in set(ck["config"]) | set(cfg) if ck["config"].get(k) != cfg.get(k))
+        raise BnnkwsError(f"--init {path}: its architecture differs from the one to train "
+                          f"({', '.join(diff[:6])}); give the same --model/--preset/--acc-bits options")
+    if list(ck["labels"]) != list(labels):
+        raise BnnkwsError(f"--init {path}: labels {', '.join(ck['labels'])} differ from the data's "
+                          f"{', '.join(labels)}")
+    bits = (cfg.get("acc") or {}).get("bits", 16)
+    return ck["state_dict"], start_bits if start_bits is not None else int(bits)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -223,13 +250,16 @@ def run_train(args: argparse.Namespace) -> int:
     if len(data.y_train) == 0 or len(data.y_val) == 0:
         raise DatasetError(f"{args.data}: the train or validation split is empty")
     cfg = model_config(args, len(data.labels))
+    init, start_bits = None, args.start_bits if args.start_bits is not None else 16
+    if args.init is not None:
+        init, start_bits = _init_state(args.init, cfg, data.labels, args.start_bits)
     opt = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=device,
                        threads=args.threads, augment=not args.no_augment,
                        collab=args.collab and args.model == "bnn", penalty=args.penalty, partner=args.partner,
-                       start_bits=args.start_bits, narrow_frac=args.narrow_frac,
+                       start_bits=start_bits, narrow_frac=args.narrow_frac,
                        teacher=str(args.teacher) if args.teacher else None,
                        teacher_weight=args.teacher_weight, teacher_t=args.teacher_t)
-    run = train_run(cfg, data, opt, log=say)
+    run = train_run(cfg, data, opt, log=say, init=init)
     model, hist = run.model, run.hist
     if rank != 0:
         torch.distributed.destroy_process_group()
