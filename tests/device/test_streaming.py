@@ -146,6 +146,14 @@ def test_scoring_follows_tensorflows_streaming_rule():
     assert sc.wrong_pairs == [("no", "yes")]
     assert sc.per_keyword == {"yes": (1, 2), "no": (0, 1)}
     assert sc.fa_per_hour == 3.0 and abs(sc.recall - 1 / 3) < 1e-12
+    # exact 95 % intervals (published values: Garwood 3 events 0.619..8.767, 0 events 0..3.689;
+    # Clopper-Pearson 1 of 3: 0.0084..0.9057)
+    lo, hi = sc.fa_interval()
+    assert abs(lo - 0.6186) < 1e-3 and abs(hi - 8.7673) < 1e-3
+    assert S.poisson_interval(0, 0.5) == (0.0, pytest.approx(3.6889 / 0.5, abs=1e-3))
+    lo, hi = sc.recall_interval()
+    assert abs(lo - 0.0084) < 1e-3 and abs(hi - 0.9057) < 1e-3
+    assert S.binomial_interval(5, 5)[1] == 1.0 and S.binomial_interval(0, 5)[0] == 0.0
 
 
 def test_host_pipeline_is_the_numpy_reference_and_the_c_detector_agrees(beeper, beep_data):

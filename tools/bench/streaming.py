@@ -291,6 +291,39 @@ class Score:
     def fa_per_hour(self) -> float:
         return self.false_alarms / self.hours if self.hours else 0.0
 
+    def fa_interval(self, level: float = 0.95) -> tuple[float, float]:
+        """Exact (Garwood) Poisson interval of the false-alarm rate per hour: a few false
+        alarms in a short stream say little about the rate."""
+        return poisson_interval(self.false_alarms, self.hours, level)
+
+    def recall_interval(self, level: float = 0.95) -> tuple[float, float]:
+        """Exact (Clopper-Pearson) interval of the recall."""
+        return binomial_interval(self.correct, self.keywords, level)
+
+
+def poisson_interval(events: int, hours: float, level: float = 0.95) -> tuple[float, float]:
+    """Garwood's exact interval for a Poisson rate (events per hour)."""
+    from scipy.stats import chi2
+
+    if hours <= 0:
+        return (0.0, float("inf"))
+    a = (1.0 - level) / 2
+    lo = 0.0 if events == 0 else chi2.ppf(a, 2 * events) / 2
+    hi = chi2.ppf(1 - a, 2 * events + 2) / 2
+    return (float(lo) / hours, float(hi) / hours)
+
+
+def binomial_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson exact interval of a proportion k/n."""
+    from scipy.stats import beta
+
+    if n <= 0:
+        return (0.0, 1.0)
+    a = (1.0 - level) / 2
+    lo = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
+    return (lo, hi)
+
 
 def score(
     placed: Sequence[Placed],
@@ -737,6 +770,8 @@ def result_summary(r: BenchResult) -> dict:
         "wrong": s.wrong,
         "false_alarms": s.false_alarms,
         "fa_per_hour": round(s.fa_per_hour, 3),
+        "fa_per_hour_95": [round(v, 3) for v in s.fa_interval()],
+        "recall_95": [round(v, 4) for v in s.recall_interval()],
         "per_keyword": {w: list(v) for w, v in s.per_keyword.items()},
         "det": {
             f"{fa:g}": (round(p.miss_rate, 4) if (p := det_at(r.det, fa)) is not None else None)
@@ -842,9 +877,13 @@ Detector: {"calibrated" if r.calibrated else "the defaults (the model is not cal
 {r.config.smooth} windows, temp_shift {r.config.temp_shift}, refractory {r.config.refractory} frames,
 thresholds {", ".join(f"{w} {t / Q15_ONE:.3f}" for w, t in zip(r.labels, r.config.thr, strict=True) if not w.startswith("_"))}.
 
-| recall | wrong label | false alarms | per hour |
+| recall (95% interval) | wrong label | false alarms | per hour (95% interval) |
 |---|---|---|---|
-| **{100 * s.recall:.1f}%** ({s.correct}/{s.keywords}) | {s.wrong} | {s.false_alarms} | **{s.fa_per_hour:.1f}** |
+| **{100 * s.recall:.1f}%** ({s.correct}/{s.keywords}; {100 * s.recall_interval()[0]:.1f}-{100 * s.recall_interval()[1]:.1f}%) | {s.wrong} | {s.false_alarms} | **{s.fa_per_hour:.1f}** ({s.fa_interval()[0]:.1f}-{s.fa_interval()[1]:.1f}) |
+
+Intervals are exact 95% intervals (Clopper-Pearson for the recall, Garwood's Poisson interval
+for the false-alarm rate): {s.false_alarms} false alarms in {s.hours * 60:.0f} minutes bound the rate only to
+that range, so a longer stream (`--minutes`) is what narrows it.
 {base_row}
 Recall per keyword:
 
