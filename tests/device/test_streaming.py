@@ -224,6 +224,25 @@ def test_calibration_meets_the_target_or_names_the_best_rate():
         S.calibrate(base, labels, runs, target_fa_per_hour=0.0)
 
 
+def test_calibration_chooses_the_refractory_time():
+    """A keyword whose windows keep firing for 1.4 s: a 1 s refractory time counts the late
+    second detection as a false alarm, 1.5 s does not; calibration picks the longer one
+    when it is offered and otherwise names the rate it cannot go below."""
+    labels = ["_silence_", "_unknown_", "yes"]
+    placed = [Placed("yes", "yes", 10.0, 10.0, "y")]
+    frames = list(range(48, 48 + 5 * 300, 5))  # window starts f * 0.02 - 0.96 s, 0.1 s apart
+    scores = [[0, 0, 10**6] if 9.9 <= f * 0.02 - 0.96 <= 11.3 else [8, 0, 0] for f in frames]
+    runs = [(Stream(np.zeros(3600 * SR, np.int16), placed, "test", 0, (6.0, 18.0)), _track(frames, scores))]
+    base = DetectorConfig.for_labels(labels, refractory=50)
+    one = {"smooths": (1,), "temp_shifts": (0,)}  # longer smoothing would delay the second alarm
+    with pytest.raises(S.CalibrationError, match="lowest rate reached is 1.00/h"):
+        S.calibrate(base, labels, runs, target_fa_per_hour=0.0, **one)
+    cal = S.calibrate(base, labels, runs, target_fa_per_hour=0.0, refractories=(50, 75), **one)
+    assert cal.config.refractory == 75 and (cal.score.correct, cal.score.false_alarms) == (1, 0)
+    dets = S.detect(DetectorConfig(cal.config.thr, cal.config.smooth, cal.config.temp_shift, 50), runs[0][1])
+    assert len(dets) == 2
+
+
 def test_calibrated_configuration_travels_to_blob_c_host_and_micropython(beeper, tmp_path):
     from bnnkws.reference.bnn import Model as RefModel
     from bnnkws.tools.host.hostlib import CNet

@@ -45,6 +45,7 @@ from bnnkws.generator.export.detector_config import (
     MAX_SMOOTH,
     Q15_ONE,
     DetectorConfig,
+    refractory_frames,
 )
 from bnnkws.generator.export.loading import load_any
 from bnnkws.tools.bench.machine import machine
@@ -471,13 +472,14 @@ def calibrate(
     temp_shifts: Sequence[int] = (0, 1, 2, 3),
     grid: Sequence[float] = THRESHOLD_GRID,
     progress: Callable[[str], None] | None = None,
+    refractories: Sequence[int] | None = None,
 ) -> Calibration:
     """Per-keyword thresholds and the smoothing window with the most correct detections
     whose false alarms stay within the target on `runs` (the validation streams).
 
-    1. every smoothing window and temperature (temp_shift: scores that differ by a few
-       units already give posteriors near 1 at temp_shift 0) with one threshold for all
-       keywords (the grid);
+    1. every refractory time (``refractories``, frames; default the base's), smoothing
+       window and temperature (temp_shift: scores that differ by a few units already give
+       posteriors near 1 at temp_shift 0) with one threshold for all keywords (the grid);
     2. from the best of those, each keyword's threshold in turn over the grid, the others
        fixed (two passes), keeping the most correct detections within the target (ties:
        the higher threshold). A target no setting meets raises CalibrationError naming
@@ -490,20 +492,22 @@ def calibrate(
     kw = [i for i, w in enumerate(labels) if not w.startswith("_")]
     best: tuple | None = None  # (correct, -fa, config, score)
     lowest = None
-    for ts_ in temp_shifts:
-        for s in smooths:
-            for t in grid:
-                cfg = with_thresholds(
-                    DetectorConfig(base.thr, s, ts_, base.refractory), labels, float(t)
+    for rf in refractories if refractories is not None else (base.refractory,):
+        for ts_ in temp_shifts:
+            for s in smooths:
+                for t in grid:
+                    cfg = with_thresholds(DetectorConfig(base.thr, s, ts_, rf), labels, float(t))
+                    sc = total_score(cfg, labels, runs)
+                    if lowest is None or sc.false_alarms < lowest[0]:
+                        lowest = (sc.false_alarms, s, ts_, t)
+                    key = (sc.correct, -sc.false_alarms)
+                    if sc.false_alarms <= budget and (best is None or key > best[:2]):
+                        best = (*key, cfg, sc)
+            if progress:
+                progress(
+                    f"refractory {rf} frames, temp_shift {ts_}: best so far "
+                    f"{best[3].correct if best else 0} correct"
                 )
-                sc = total_score(cfg, labels, runs)
-                if lowest is None or sc.false_alarms < lowest[0]:
-                    lowest = (sc.false_alarms, s, ts_, t)
-                key = (sc.correct, -sc.false_alarms)
-                if sc.false_alarms <= budget and (best is None or key > best[:2]):
-                    best = (*key, cfg, sc)
-        if progress:
-            progress(f"temp_shift {ts_}: best so far {best[3].correct if best else 0} correct")
     if best is None:
         raise CalibrationError(
             f"a false-alarm target of {target_fa_per_hour:g}/h cannot be met: the lowest rate "
@@ -808,8 +812,10 @@ def format_doc(r: BenchResult, command: str, png_name: str, date: str) -> str:
             f"\n## Calibration\n\nOn the validation split's stream ({c.seconds / 60:.1f} min: its clips "
             f"placed again in new places, noise and SNRs until that length; the same seed and SNR "
             f"range), for at most {c.target_fa_per_hour:g} false alarms per hour: recall "
-            f"{100 * c.score.recall:.1f}%, {c.score.fa_per_hour:.1f} false alarms per hour there. The result "
-            f"(thresholds, smoothing) is stored in the checkpoint and the blob's DETC section; the firmware "
+            f"{100 * c.score.recall:.1f}%, {c.score.fa_per_hour:.1f} false alarms per hour there. It searches "
+            f"the refractory time (`--refractory-ms`), the smoothing window and the temperature with one "
+            f"threshold for every keyword, then each keyword's threshold. The result "
+            f"(thresholds, smoothing, refractory time) is stored in the checkpoint and the blob's DETC section; the firmware "
             f"uses it as its default configuration. Without `--out`, `--calibrate` rewrites the "
             f"checkpoint given (e.g. models/default.pt) in place.\n"
         )
@@ -943,6 +949,7 @@ def run_bench(
     stride: int = DEFAULT_STRIDE,
     progress: Callable[[str], None] | None = None,
     device_minutes: float | None = None,
+    refractory_ms: Sequence[float] = (1000.0, 1500.0),
 ) -> BenchResult:
     """Optionally calibrate on the validation split's stream (written to `out`, default
     the model file), then measure on `split`'s stream."""
@@ -974,7 +981,10 @@ def run_bench(
         say(f"calibration: {vst.seconds / 60:.1f} min through the host pipeline")
         vtr = pipeline().run(vst.audio)
         base = DetectorConfig.default_for(labels, fe.hop, fe.sample_rate)
-        cal = calibrate(base, labels, [(vst, vtr)], target_fa_per_hour, progress=say)
+        refr = sorted({refractory_frames(ms, fe.hop, fe.sample_rate) for ms in refractory_ms})
+        cal = calibrate(
+            base, labels, [(vst, vtr)], target_fa_per_hour, progress=say, refractories=refr
+        )
         dest = Path(out) if out is not None else Path(model_path)
         if fm is not None:
             from bnnkws.generator.training.checkpoint import set_detector

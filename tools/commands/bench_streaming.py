@@ -88,6 +88,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "in new places, SNRs and noise (default 60)",
     )
     p.add_argument(
+        "--refractory-ms",
+        default="1000,1500",
+        metavar="MS[,MS...]",
+        help="--calibrate: quiet times after a detection to choose from (default 1000,1500; "
+        "TensorFlow's RecognizeCommands suppresses for 1500 ms)",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -131,6 +138,14 @@ def _bench_streaming(args: argparse.Namespace) -> int:
         raise BnnkwsError("--calibrate needs --target-fa-per-hour F")
     if args.target_fa_per_hour is not None and not args.calibrate:
         raise BnnkwsError("--target-fa-per-hour is for --calibrate")
+    try:
+        refractory_ms = tuple(float(v) for v in str(args.refractory_ms).split(","))
+    except ValueError:
+        raise BnnkwsError(
+            f"--refractory-ms {args.refractory_ms!r}: expected milliseconds, e.g. 1000,1500"
+        ) from None
+    if not refractory_ms or any(not 0 <= v <= 60000 for v in refractory_ms):
+        raise BnnkwsError(f"--refractory-ms {args.refractory_ms}: expected 0..60000 ms each")
     tty = sys.stderr.isatty()
 
     def progress(msg: str) -> None:
@@ -151,6 +166,7 @@ def _bench_streaming(args: argparse.Namespace) -> int:
         progress=progress,
         device_minutes=args.device_minutes,
         stride=args.stride if args.stride is not None else S.DEFAULT_STRIDE,
+        refractory_ms=refractory_ms,
     )
     if r.calibration is not None:
         c = r.calibration
