@@ -481,6 +481,10 @@ def test_a_float_baseline_streams_through_the_same_front_end_and_detector(
     assert list(streams) == ["dscnn"]
     table = "\n".join(card._streaming_table(streams))
     assert "| `dscnn` |" in table and "miss at <= 1 FA/h" in table
+    # this run's calibration travels in the results (the card's candidate table reads it)
+    assert got["calibration"]["target_fa_per_hour"] == 100000
+    assert 0.0 <= got["calibration"]["validation_recall"] <= 1.0
+    assert len(got["fa_per_hour_95"]) == 2 and len(got["recall_95"]) == 2
     # no firmware for a float model: one line
     rc = main(
         ["bench", "streaming", "--model", str(ckpt), "--data", str(beep_data), "--minutes", "0.5",
@@ -488,3 +492,26 @@ def test_a_float_baseline_streams_through_the_same_front_end_and_detector(
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "float baseline (dscnn)" in err[0]
+
+
+def test_the_cards_selection_rule_reads_the_validation_streams():
+    """Among candidates within 1 point of the best validation clip accuracy, the highest
+    validation-stream recall; candidates without calibrated stream numbers do not take part."""
+    from bnnkws.tools.bench import card
+
+    def res(val_recall):
+        return {"recall": 0.8, "correct": 8, "wrong": 1, "fa_per_hour": 3.0, "fa_per_hour_95": [1.0, 9.0],
+                "stream": {"minutes": 23.0, "seed": 0, "snr_db": [6.0, 18.0], "keywords": 10},
+                "detector": {"smooth": 6, "temp_shift": 3, "refractory": 75, "calibrated": True},
+                "calibration": {"validation_recall": val_recall, "validation_fa_per_hour": 5.0}}
+
+    abl = [{"name": "a", "validation": 0.910}, {"name": "b", "validation": 0.903},
+           {"name": "c", "validation": 0.895}, {"name": "d", "validation": 0.950}]
+    streams = {"a": res(0.85), "b": res(0.87), "c": res(0.99)}  # d: no stream numbers
+    assert card.select_default(abl, streams) == "b"  # c is more than 1 point below a
+    streams["a"] = res(0.87)
+    assert card.select_default(abl, streams) == "a"  # a tie: the better clip accuracy
+    assert card.select_default(abl, {}) is None
+    text = "\n".join(card._candidates_table(abl, streams))
+    assert "| `a` (the pick) | 91.0 % | 87.0 % (5.0) |" in text and "`d`" not in text
+    assert "1.0-9.0" in text and "By the rule above the default is `a`." in text

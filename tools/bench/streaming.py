@@ -769,6 +769,12 @@ def result_summary(r: BenchResult) -> dict:
             "keywords": s.keywords,
         },
         "detector": {"calibrated": r.calibrated, **r.config.to_dict()},
+        # where the detector came from: this run's calibration, or the model's stored one
+        "calibration": (
+            r.calibration.summary(r.labels)
+            if r.calibration is not None
+            else r.meta.get("calibration")
+        ),
         "recall": round(s.recall, 4),
         "correct": s.correct,
         "wrong": s.wrong,

@@ -102,7 +102,8 @@ def _card(args: argparse.Namespace) -> int:
             res["ablation"] = saved.get("ablation", [])
         card.save_results(args.results, res)
     streams = card.load_streaming(args.streaming, [m["name"] for m in res["models"]])
-    text = card.format_card(res, command_line(), streams)
+    cands = card.load_streaming(args.streaming, [m["name"] for m in res["ablation"]])
+    text = card.format_card(res, command_line(), streams, cands)
     write_atomic(args.out, text)
     print(f"wrote {args.out} ({len(res['models'])} models, {len(res['ablation'])} ablation rows)")
     return 0
