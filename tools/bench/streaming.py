@@ -474,6 +474,41 @@ def calibrate(
     progress: Callable[[str], None] | None = None,
     refractories: Sequence[int] | None = None,
 ) -> Calibration:
+    """The calibration below (``_calibrate_one``) for each refractory time in
+    ``refractories`` (frames; default the base's), the whole search each time; the one with
+    the most correct detections within the target wins (ties: fewer false alarms, then the
+    longer refractory time). A target no refractory time meets raises the CalibrationError
+    of the longest one."""
+    best: Calibration | None = None
+    error: CalibrationError | None = None
+    for rf in sorted(set(refractories)) if refractories is not None else (base.refractory,):
+        b = DetectorConfig(base.thr, base.smooth, base.temp_shift, rf)
+        try:
+            cal = _calibrate_one(b, labels, runs, target_fa_per_hour, smooths, temp_shifts, grid, progress,
+                                 (rf,))
+        except CalibrationError as exc:
+            error = exc  # the longest refractory time tried: the fewest alarms
+            continue
+        key = (cal.score.correct, -cal.score.false_alarms)
+        if best is None or key >= (best.score.correct, -best.score.false_alarms):
+            best = cal
+    if best is None:
+        assert error is not None
+        raise error
+    return best
+
+
+def _calibrate_one(
+    base: DetectorConfig,
+    labels: Sequence[str],
+    runs: Sequence[tuple[Stream, ScoreTrack]],
+    target_fa_per_hour: float,
+    smooths: Sequence[int] = tuple(range(1, MAX_SMOOTH + 1)),
+    temp_shifts: Sequence[int] = (0, 1, 2, 3),
+    grid: Sequence[float] = THRESHOLD_GRID,
+    progress: Callable[[str], None] | None = None,
+    refractories: Sequence[int] | None = None,
+) -> Calibration:
     """Per-keyword thresholds and the smoothing window with the most correct detections
     whose false alarms stay within the target on `runs` (the validation streams).
 
