@@ -202,6 +202,9 @@ def test_init_fine_tunes_from_a_checkpoint(dataset, tmp_path):
     a, _ = load_checkpoint(first)
     b, data = load_checkpoint(tuned)
     assert data["train"]["options"]["start_bits"] == 8  # the model's width, not 16
+    import hashlib
+
+    assert data["train"]["init"]["sha256"] == hashlib.sha256(first.read_bytes()).hexdigest()
     sa, sb = a.state_dict(), b.state_dict()
     for k, v in sa.items():
         if v.is_floating_point() and "weight" in k:

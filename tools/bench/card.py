@@ -233,7 +233,8 @@ def format_card(res: dict, command: str, streaming: dict | None = None,
                 "(data folders left out). The `compact` rows share seed and epochs and differ only in "
                 "the data recipe; the `structured` and `wide` rows are the candidates for the default. "
                 "The options differ from the mix recipe's defaults (generator/data/mixing.py "
-                "MixOptions) as listed.", "",
+                "MixOptions) as listed. An `--init` row fine-tunes the checkpoint it names as that file "
+                "was when the row was trained.", "",
                 "| recipe | options | val. | " + " | ".join(h for h in head[3:]) + " |",
                 "|---|---|---:|" + "---:|" * (len(head) - 3)]
         for m in res["ablation"]:

@@ -196,6 +196,12 @@ def _portable(d: dict) -> dict:
     return d
 
 
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def _init_state(path: Path, cfg: dict, labels: list[str], start_bits: int | None) -> tuple[dict, int]:
     """(state dict, schedule start width) of --init CKPT, checked against the model to train."""
     from bnnkws.generator.training.checkpoint import read_checkpoint
@@ -280,6 +286,8 @@ def run_train(args: argparse.Namespace) -> int:
         "data": {**_portable(spec.describe()), "n_train": int(len(data.y_train)), "n_validation": int(len(data.y_val)),
                  "n_test": int(metrics["test"]["n"]) if "test" in metrics else 0},
         "options": opt.to_dict(),
+        # a fine-tune names the checkpoint it started from by content: the file may change later
+        "init": ({"path": os.path.relpath(args.init), "sha256": _sha256(args.init)} if args.init else None),
         "history": hist["history"],
         "device": device,
         "torch": torch.__version__,
