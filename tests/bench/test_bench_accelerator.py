@@ -280,6 +280,26 @@ def test_a_failed_firmware_build_is_reported_not_fatal(monkeypatch, tmp_path):
     assert all(e.mcu is None for e in entries)
 
 
+def test_mcu_figures_are_full_window_counts_of_a_long_enough_stream(monkeypatch, tmp_path):
+    """The accelerator counts an inference whole: its Cortex-M4 column takes the firmware's
+    FULL_WINDOW count, from a stream long enough for the measurement's 2-s warm-up (1.5 s
+    once left no steady state and stopped the command)."""
+    from types import SimpleNamespace
+
+    seen = []
+
+    def fake(case, root, audio_s):
+        seen.append(audio_s)
+        return SimpleNamespace(instructions=100, full_window=300)
+
+    monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr("bnnkws.tools.bench.mcu.measure", fake)
+    entries = _entries({8: None}, None)
+    assert ba.measure_mcu(entries, ["base"], tmp_path, log=lambda s: None) == ""
+    assert seen and all(a >= 3.0 for a in seen)
+    assert next(e for e in entries if e.key == "base").mcu == 300
+
+
 def test_mcu_note_reads_the_measured_steps():
     _, cells = ba.needed_jobs((8,), ("wrap", "saturate"))
     entries = ba.build_entries({}, cells, AcceleratorConfig(), (8,), ("wrap", "saturate"))

@@ -543,7 +543,9 @@ def format_doc(r: Report) -> str:
     if any(e.mcu for e in r.entries):
         L += [
             "Instructions per inference of the firmware's kernels on the emulated Cortex-M4 (QEMU "
-            "`-icount shift=0`, tools/bench/mcu.py): the BNN rows' last column above.",
+            "`-icount shift=0`, tools/bench/mcu.py), every window computed whole (the firmware's "
+            "FULL_WINDOW mode, as the accelerator model counts an inference; streaming inference "
+            "computes less, docs/BENCH_MCU.md): the BNN rows' last column above.",
             "",
             mcu_note(r),
             "",

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bnnkws.generator.base.errors import BuildError
+from bnnkws.generator.base.errors import BnnkwsError, BuildError
 from bnnkws.generator.integer.intmodel import ConvLayer, IntegerModel
 
 CORE_HZ = 25_000_000  # MPS2 FPGA core clock
@@ -276,7 +276,10 @@ def measure(case: McuCase, build_root: Path, audio_s: float = 4.0) -> McuResult:
         warm = first + info.sample_rate  # and one more second: the rings are filled
         end = int(audio_s * info.sample_rate)
         if end <= warm:
-            raise ValueError(f"{case.name}: {audio_s} s of audio leaves no steady state")
+            raise BnnkwsError(
+                f"{case.name}: {audio_s} s of audio leaves no steady state (the warm-up takes "
+                f"{warm / info.sample_rate:.1f} s)"
+            )
         t0 = time.monotonic()
         link.stream_audio(audio[:warm])
         before = link.get_stats()
