@@ -484,8 +484,7 @@ def calibrate(
     for rf in sorted(set(refractories)) if refractories is not None else (base.refractory,):
         b = DetectorConfig(base.thr, base.smooth, base.temp_shift, rf)
         try:
-            cal = _calibrate_one(b, labels, runs, target_fa_per_hour, smooths, temp_shifts, grid, progress,
-                                 (rf,))
+            cal = _calibrate_one(b, labels, runs, target_fa_per_hour, smooths, temp_shifts, grid, progress)
         except CalibrationError as exc:
             error = exc  # the longest refractory time tried: the fewest alarms
             continue
@@ -498,23 +497,15 @@ def calibrate(
     return best
 
 
-def _calibrate_one(
-    base: DetectorConfig,
-    labels: Sequence[str],
-    runs: Sequence[tuple[Stream, ScoreTrack]],
-    target_fa_per_hour: float,
-    smooths: Sequence[int] = tuple(range(1, MAX_SMOOTH + 1)),
-    temp_shifts: Sequence[int] = (0, 1, 2, 3),
-    grid: Sequence[float] = THRESHOLD_GRID,
-    progress: Callable[[str], None] | None = None,
-    refractories: Sequence[int] | None = None,
-) -> Calibration:
+def _calibrate_one(base, labels, runs, target_fa_per_hour, smooths, temp_shifts, grid, progress
+                   ) -> Calibration:
     """Per-keyword thresholds and the smoothing window with the most correct detections
-    whose false alarms stay within the target on `runs` (the validation streams).
+    whose false alarms stay within the target on `runs` (the validation streams), at the
+    base's refractory time (`calibrate`'s arguments):
 
-    1. every refractory time (``refractories``, frames; default the base's), smoothing
-       window and temperature (temp_shift: scores that differ by a few units already give
-       posteriors near 1 at temp_shift 0) with one threshold for all keywords (the grid);
+    1. every smoothing window and temperature (temp_shift: scores that differ by a few
+       units already give posteriors near 1 at temp_shift 0) with one threshold for all
+       keywords (the grid);
     2. from the best of those, each keyword's threshold in turn over the grid, the others
        fixed (two passes), keeping the most correct detections within the target (ties:
        the higher threshold). A target no setting meets raises CalibrationError naming
@@ -527,22 +518,22 @@ def _calibrate_one(
     kw = [i for i, w in enumerate(labels) if not w.startswith("_")]
     best: tuple | None = None  # (correct, -fa, config, score)
     lowest = None
-    for rf in refractories if refractories is not None else (base.refractory,):
-        for ts_ in temp_shifts:
-            for s in smooths:
-                for t in grid:
-                    cfg = with_thresholds(DetectorConfig(base.thr, s, ts_, rf), labels, float(t))
-                    sc = total_score(cfg, labels, runs)
-                    if lowest is None or sc.false_alarms < lowest[0]:
-                        lowest = (sc.false_alarms, s, ts_, t)
-                    key = (sc.correct, -sc.false_alarms)
-                    if sc.false_alarms <= budget and (best is None or key > best[:2]):
-                        best = (*key, cfg, sc)
-            if progress:
-                progress(
-                    f"refractory {rf} frames, temp_shift {ts_}: best so far "
-                    f"{best[3].correct if best else 0} correct"
-                )
+    rf = base.refractory
+    for ts_ in temp_shifts:
+        for s in smooths:
+            for t in grid:
+                cfg = with_thresholds(DetectorConfig(base.thr, s, ts_, rf), labels, float(t))
+                sc = total_score(cfg, labels, runs)
+                if lowest is None or sc.false_alarms < lowest[0]:
+                    lowest = (sc.false_alarms, s, ts_, t)
+                key = (sc.correct, -sc.false_alarms)
+                if sc.false_alarms <= budget and (best is None or key > best[:2]):
+                    best = (*key, cfg, sc)
+        if progress:
+            progress(
+                f"refractory {rf} frames, temp_shift {ts_}: best so far "
+                f"{best[3].correct if best else 0} correct"
+            )
     if best is None:
         raise CalibrationError(
             f"a false-alarm target of {target_fa_per_hour:g}/h cannot be met: the lowest rate "
