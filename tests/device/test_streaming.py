@@ -103,6 +103,15 @@ def test_bad_dataset_folders_get_one_line(beep_data, tmp_path, capsys):
     rc = main(["bench", "streaming", "--model", str(blob), "--data", str(empty)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "_background_noise_" in err[0] and "no WAV" in err[0]
+    # refractory times: only with --calibrate, and numbers in range, each in one line
+    for extra, says in (
+        (["--refractory-ms", "1500"], "--refractory-ms is for --calibrate"),
+        (["--calibrate", "--target-fa-per-hour", "6", "--refractory-ms", "1s"], "expected milliseconds"),
+        (["--calibrate", "--target-fa-per-hour", "6", "--refractory-ms", "1000,-5"], "0..60000 ms"),
+    ):
+        rc = main(["bench", "streaming", "--model", str(blob), "--data", str(beep_data), *extra])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and says in err[0], err
 
 
 def test_vectorised_posteriors_are_the_detector_rule():

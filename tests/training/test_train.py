@@ -219,6 +219,10 @@ def test_init_fine_tunes_from_a_checkpoint(dataset, tmp_path):
                          "--out", str(tmp_path / "x.pt")])
     with pytest.raises(BnnkwsError, match="architecture differs"):
         args.func(args)
+    other = [c if c != "no" else "cat" for c in common]  # same class count, other words
+    args = p.parse_args(["train", *other, "--epochs", "1", "--init", str(first), "--out", str(tmp_path / "y.pt")])
+    with pytest.raises(BnnkwsError, match="labels .* differ"):
+        args.func(args)
 
 
 def test_ablation_plan_dedupes_and_report_renders(tmp_path):

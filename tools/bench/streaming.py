@@ -497,8 +497,16 @@ def calibrate(
     return best
 
 
-def _calibrate_one(base, labels, runs, target_fa_per_hour, smooths, temp_shifts, grid, progress
-                   ) -> Calibration:
+def _calibrate_one(
+    base: DetectorConfig,
+    labels: Sequence[str],
+    runs: Sequence[tuple[Stream, ScoreTrack]],
+    target_fa_per_hour: float,
+    smooths: Sequence[int],
+    temp_shifts: Sequence[int],
+    grid: Sequence[float],
+    progress: Callable[[str], None] | None,
+) -> Calibration:
     """Per-keyword thresholds and the smoothing window with the most correct detections
     whose false alarms stay within the target on `runs` (the validation streams), at the
     base's refractory time (`calibrate`'s arguments):

@@ -89,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--refractory-ms",
-        default="1000,1500",
+        default=None,
         metavar="MS[,MS...]",
         help="--calibrate: quiet times after a detection to choose from (default 1000,1500; "
         "TensorFlow's RecognizeCommands suppresses for 1500 ms)",
@@ -138,8 +138,10 @@ def _bench_streaming(args: argparse.Namespace) -> int:
         raise BnnkwsError("--calibrate needs --target-fa-per-hour F")
     if args.target_fa_per_hour is not None and not args.calibrate:
         raise BnnkwsError("--target-fa-per-hour is for --calibrate")
+    if args.refractory_ms is not None and not args.calibrate:
+        raise BnnkwsError("--refractory-ms is for --calibrate")
     try:
-        refractory_ms = tuple(float(v) for v in str(args.refractory_ms).split(","))
+        refractory_ms = tuple(float(v) for v in str(args.refractory_ms or "1000,1500").split(","))
     except ValueError:
         raise BnnkwsError(
             f"--refractory-ms {args.refractory_ms!r}: expected milliseconds, e.g. 1000,1500"
